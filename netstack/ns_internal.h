@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the transport backends share: the operations table through which ns.c dispatches,
+ * and the common heads of the transport, worker and connection objects, which each backend
+ * embeds as the first member of its own structures.
+ */
+#ifndef NS_INTERNAL_H
+#define NS_INTERNAL_H
+
+#include "ns.h"
+
+struct ns_ops {
+	void (*destroy)(struct ns_transport *t);
+	unsigned (*poll)(struct ns_worker *w, struct ns_event *ev, unsigned max, int timeout_ms);
+	int (*send)(struct ns_conn *c, const struct iovec *iov, unsigned iovcnt);
+	void (*flush)(struct ns_worker *w);
+	void (*close)(struct ns_conn *c, bool graceful);
+	void (*pause_rx)(struct ns_conn *c, bool pause);
+	size_t (*pending)(const struct ns_conn *c);
+	void (*wake)(struct ns_worker *w);
+};
+
+struct ns_transport {
+	const struct ns_ops *ops;
+	struct ns_config cfg;
+	uint16_t port;
+	unsigned nworkers;
+	struct ns_worker **workers;
+};
+
+struct ns_worker {
+	struct ns_transport *t;
+	unsigned idx;
+	struct ns_stats stats;
+};
+
+#define NS_PEER_LEN 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+
+struct ns_conn {
+	struct ns_worker *w;
+	void *user;
+	char peer[NS_PEER_LEN];
+};
+
+/* Backend constructors: fill err on failure. */
+struct ns_transport *ns_kernel_create(const struct ns_config *cfg, char *err, size_t errlen);
+struct ns_transport *ns_dpdk_create(const struct ns_config *cfg, char *err, size_t errlen);
+
+/* Impossible states abort with file and line. */
+#define NS_DIE(msg) ns_die(__FILE__, __LINE__, msg)
+_Noreturn void ns_die(const char *file, int line, const char *msg);
+
+#endif /* NS_INTERNAL_H */
