@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_match: speed and memory of match/, reported (never asserted), side by side with an
+ * in-tree Mosquitto-style baseline (bench_match_baseline.c) measured in the same run.
+ *
+ *   bench_match [--subs N] [--topics N] [--reps N] [--cores N] [--retained N] [--seconds S]
+ *               [--no-baseline]
+ *
+ * Workload: N subscriptions (80% exact, 20% wildcard), 5-8 levels, words from a per-level
+ * vocabulary; each on a random core. Publish topics: half are subscribed exact topics, half
+ * fresh random topics. Figures:
+ *  1. match latency p50/p99 per call (clock_gettime around each call, minus the measured
+ *     timer overhead) and mean (a timed loop without per-call timers), median of --reps runs;
+ *  2. memory per subscription: glibc mallinfo2() in-use bytes before/after building
+ *     (so this binary uses glibc malloc, not jemalloc);
+ *  3. writer churn: subscribe+unsubscribe per second while one reader thread matches flat out,
+ *     and that reader's p99 during churn against its idle p99;
+ *  4. retained: time per returned match of "#"-ish filters over --retained topics.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_match_baseline.h"
+#include "match.h"
+
+struct opts {
+	unsigned subs, topics, reps, cores, retained;
+	double seconds;
+	bool baseline;
+};
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Strings live in one arena: (offset, length) pairs. */
+struct strs {
+	char *buf;
+	size_t len, cap;
+	uint32_t *off, *slen;
+	size_t n, ncap;
+};
+
+static void strs_push(struct strs *s, const char *p, size_t len)
+{
+	if (s->len + len > s->cap) {
+		s->cap = (s->cap + len) * 2;
+		s->buf = realloc(s->buf, s->cap);
+	}
+	if (s->n == s->ncap) {
+		s->ncap = s->ncap ? s->ncap * 2 : 1024;
+		s->off = realloc(s->off, s->ncap * sizeof(*s->off));
+		s->slen = realloc(s->slen, s->ncap * sizeof(*s->slen));
+	}
+	if (!s->buf || !s->off || !s->slen) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	memcpy(s->buf + s->len, p, len);
+	s->off[s->n] = (uint32_t)s->len;
+	s->slen[s->n] = (uint32_t)len;
+	s->len += len;
+	s->n++;
+}
+
+static void strs_free(struct strs *s)
+{
+	free(s->buf);
+	free(s->off);
+	free(s->slen);
+	memset(s, 0, sizeof(*s));
+}
+
+#define STR(s, i) ((s)->buf + (s)->off[i])
+
+/* A topic of 5-8 levels: level 0 from 16 words, deeper levels from 64 * (level + 1) words. */
+static size_t gen_topic(char *out, unsigned *nlevels)
+{
+	unsigned n = 5 + (unsigned)(rnd() % 4);
+	size_t len = 0;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned vocab = i == 0 ? 16 : 64 * (i + 1);
+		len += (size_t)sprintf(out + len, "%s%s%u", i ? "/" : "", i == 0 ? "dev" : "w",
+				       (unsigned)(rnd() % vocab));
+	}
+	*nlevels = n;
+	return len;
+}
+
+/* 80% exact topics; 20% wildcard: one '+' (60%), a '#' tail (30%) or both (10%). */
+static void gen_subs(struct strs *subs, struct strs *exact, unsigned n)
+{
+	char t[256], f[256];
+	for (unsigned i = 0; i < n; i++) {
+		unsigned nl;
+		size_t len = gen_topic(t, &nl);
+		if (rnd() % 100 < 80) {
+			strs_push(subs, t, len);
+			strs_push(exact, t, len);
+			continue;
+		}
+		unsigned kind = (unsigned)(rnd() % 10);
+		bool use_plus = kind < 6 || kind == 9, use_hash = kind >= 6;
+		unsigned cut = use_hash ? 2 + (unsigned)(rnd() % (nl - 2)) : nl;
+		unsigned plus = 1 + (unsigned)(rnd() % (cut - 1)); /* never level 0 */
+		size_t fl = 0;
+		unsigned lvl = 0;
+		for (size_t k = 0; k < len; k++) {
+			if (t[k] == '/') {
+				if (++lvl == cut)
+					break;
+				f[fl++] = '/';
+				continue;
+			}
+			if (use_plus && lvl == plus) {
+				if (f[fl - 1] == '/')
+					f[fl++] = '+';
+				continue;
+			}
+			f[fl++] = t[k];
+		}
+		if (use_hash) {
+			f[fl++] = '/';
+			f[fl++] = '#';
+		}
+		strs_push(subs, f, fl);
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t pct(uint64_t *v, size_t n, double p)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return v[(size_t)(p * (double)(n - 1))];
+}
+
+static double median(double *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && v[j] < v[j - 1]; j--) {
+			double x = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = x;
+		}
+	return v[n / 2];
+}
+
+static uint64_t timer_overhead(void)
+{
+	uint64_t v[10001];
+	for (int i = 0; i < 10001; i++) {
+		uint64_t a = now_ns();
+		v[i] = now_ns() - a;
+	}
+	return pct(v, 10001, 0.5);
+}
+
+struct lat {
+	double p50, p99, mean;
+	uint64_t matched;
+};
+
+typedef uint64_t match_fn(void *ctx, const char *t, size_t len);
+
+static uint64_t mt_match_cb(void *ctx, const char *t, size_t len)
+{
+	return mt_index_match(ctx, t, len);
+}
+
+static uint64_t bl_match_cb(void *ctx, const char *t, size_t len)
+{
+	return bl_match(ctx, t, len);
+}
+
+static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics, uint64_t overhead)
+{
+	size_t n = topics->n;
+	uint64_t *v = malloc(n * sizeof(*v));
+	uint64_t matched = 0, sink = 0;
+	struct lat l;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = now_ns();
+		uint64_t m = fn(ctx, STR(topics, i), topics->slen[i]);
+		uint64_t d = now_ns() - a;
+		v[i] = d > overhead ? d - overhead : 0;
+		matched += m != 0;
+	}
+	uint64_t a = now_ns();
+	for (size_t i = 0; i < n; i++)
+		sink += fn(ctx, STR(topics, i), topics->slen[i]);
+	l.mean = (double)(now_ns() - a) / (double)n;
+	l.p50 = (double)pct(v, n, 0.50);
+	l.p99 = (double)pct(v, n, 0.99);
+	l.matched = matched + (sink & 0); /* keep sink alive */
+	free(v);
+	return l;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Churn: one reader thread matches flat out while the writer subscribes/unsubscribes. */
+
+struct reader_arg {
+	struct mt_index *idx;
+	const struct strs *topics;
+	volatile int phase; /* 0 idle-measure, 1 churn-measure, 2 stop */
+	uint64_t overhead;
+	uint64_t *lat[2];
+	size_t nlat[2], cap;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader_arg *a = p;
+	size_t i = 0;
+
+	mt_rcu_register_thread();
+	for (;;) {
+		int ph = __atomic_load_n(&a->phase, __ATOMIC_ACQUIRE);
+		if (ph >= 2)
+			break;
+		size_t k = i++ % a->topics->n;
+		uint64_t t0 = now_ns();
+		uint64_t m = mt_index_match(a->idx, STR(a->topics, k), a->topics->slen[k]);
+		uint64_t d = now_ns() - t0;
+		(void)m;
+		if (a->nlat[ph] < a->cap)
+			a->lat[ph][a->nlat[ph]++] = d > a->overhead ? d - a->overhead : 0;
+		mt_rcu_quiescent();
+	}
+	mt_rcu_unregister_thread();
+	return NULL;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+static void churn(struct mt_index *idx, const struct strs *topics, const struct opts *o,
+		  uint64_t overhead)
+{
+	struct reader_arg a = {.idx = idx, .topics = topics, .overhead = overhead, .cap = 50000000};
+	a.lat[0] = malloc(a.cap * sizeof(uint64_t));
+	a.lat[1] = malloc(a.cap * sizeof(uint64_t));
+	pthread_t th;
+	pthread_create(&th, NULL, reader_main, &a);
+	sleep_s(o->seconds);
+
+	/* Churn filters: fresh wildcard and exact filters, added then removed in batches. */
+	struct strs cf = {0}, ce = {0};
+	gen_subs(&cf, &ce, 100000);
+	__atomic_store_n(&a.phase, 1, __ATOMIC_RELEASE);
+	uint64_t ops = 0, t0 = now_ns(), dl = t0 + (uint64_t)(o->seconds * 1e9);
+	while (now_ns() < dl) {
+		for (size_t i = 0; i < cf.n; i += 1) {
+			mt_index_add(idx, STR(&cf, i), cf.slen[i], (unsigned)(i % o->cores));
+			if ((i & 1023) == 1023 && now_ns() >= dl)
+				break;
+			ops++;
+		}
+		for (size_t i = 0; i < cf.n; i++) {
+			if (mt_index_del(idx, STR(&cf, i), cf.slen[i], (unsigned)(i % o->cores)) == 0)
+				ops++;
+		}
+	}
+	double secs = (double)(now_ns() - t0) / 1e9;
+	__atomic_store_n(&a.phase, 2, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	uint64_t idle99 = pct(a.lat[0], a.nlat[0], 0.99), churn99 = pct(a.lat[1], a.nlat[1], 0.99);
+	printf("\nwriter churn (1 reader matching flat out, %.1f s each phase)\n", o->seconds);
+	printf("  subscribe+unsubscribe ops/s  %12.0f\n", (double)ops / secs);
+	printf("  reader p50 idle / churn      %9llu ns / %llu ns\n",
+	       (unsigned long long)pct(a.lat[0], a.nlat[0], 0.5),
+	       (unsigned long long)pct(a.lat[1], a.nlat[1], 0.5));
+	printf("  reader p99 idle / churn      %9llu ns / %llu ns  (ratio %.2f)\n",
+	       (unsigned long long)idle99, (unsigned long long)churn99,
+	       idle99 ? (double)churn99 / (double)idle99 : 0.0);
+	printf("  reader matches idle / churn  %9zu / %zu\n", a.nlat[0], a.nlat[1]);
+	free(a.lat[0]);
+	free(a.lat[1]);
+	strs_free(&cf);
+	strs_free(&ce);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int count_visit(void *ctx, const char *t, size_t len, void *msg, size_t bytes)
+{
+	(void)t;
+	(void)len;
+	(void)msg;
+	(void)bytes;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+static void retained(const struct opts *o)
+{
+	struct mt_config cfg;
+	mt_config_defaults(&cfg);
+	cfg.retain_max_count = o->retained + 1;
+	char t[256];
+	static int msg;
+
+	size_t m0 = mallinfo2().uordblks;
+	struct mt_retain *r = mt_retain_create(&cfg, NULL, NULL);
+	for (unsigned i = 0; i < o->retained; i++) {
+		unsigned nl;
+		size_t len = gen_topic(t, &nl);
+		mt_retain_set(r, t, len, &msg, 100);
+	}
+	size_t m1 = mallinfo2().uordblks;
+	struct mt_retain_stats st;
+	mt_retain_stats_get(r, &st);
+	printf("\nretained index: %llu topics, %llu nodes, %.0f bytes/topic (mallinfo2)\n",
+	       (unsigned long long)st.count, (unsigned long long)st.nodes,
+	       (double)(m1 - m0) / (double)st.count);
+	printf("  %-22s %10s %12s %14s\n", "filter", "matches", "total ms", "ns per match");
+	const char *filters[] = {"#", "dev3/#", "dev3/+/#", "+/w7/#", "dev3/w7/+/+/+"};
+	for (unsigned k = 0; k < 5; k++) {
+		double per[15], tot[15];
+		uint64_t n = 0;
+		unsigned reps = o->reps < 15 ? o->reps : 15;
+		for (unsigned rep = 0; rep < reps; rep++) {
+			n = 0;
+			uint64_t a = now_ns();
+			mt_retain_match(r, filters[k], strlen(filters[k]), count_visit, &n);
+			uint64_t d = now_ns() - a;
+			tot[rep] = (double)d / 1e6;
+			per[rep] = n ? (double)d / (double)n : 0;
+		}
+		printf("  %-22s %10llu %12.2f %14.1f\n", filters[k], (unsigned long long)n,
+		       median(tot, reps), median(per, reps));
+	}
+	mt_retain_destroy(r);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench_match [--subs N] [--topics N] [--reps N] [--cores N] "
+			"[--retained N] [--seconds S] [--no-baseline]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {1000000, 200000, 5, 8, 1000000, 2.0, true};
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--no-baseline")) {
+			o.baseline = false;
+			continue;
+		}
+		if (!v)
+			usage();
+		i++;
+		if (!strcmp(a, "--subs"))
+			o.subs = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--topics"))
+			o.topics = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--reps"))
+			o.reps = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--cores"))
+			o.cores = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--retained"))
+			o.retained = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--seconds"))
+			o.seconds = strtod(v, NULL);
+		else
+			usage();
+	}
+	if (o.reps == 0 || o.reps > 99 || o.cores == 0 || o.cores > 64 || o.topics == 0)
+		usage();
+
+	struct strs subs = {0}, exact = {0}, topics = {0};
+	gen_subs(&subs, &exact, o.subs);
+	char t[256];
+	for (unsigned i = 0; i < o.topics; i++) {
+		if (i % 2 == 0 && exact.n) {
+			size_t k = rnd() % exact.n;
+			strs_push(&topics, STR(&exact, k), exact.slen[k]);
+		} else {
+			unsigned nl;
+			strs_push(&topics, t, gen_topic(t, &nl));
+		}
+	}
+	unsigned *core = malloc(subs.n * sizeof(*core));
+	for (size_t i = 0; i < subs.n; i++)
+		core[i] = (unsigned)(rnd() % o.cores);
+
+	mt_rcu_register_thread();
+	size_t m0 = mallinfo2().uordblks;
+	uint64_t b0 = now_ns();
+	struct mt_index *idx = mt_index_create(NULL);
+	for (size_t i = 0; i < subs.n; i++)
+		if (mt_index_add(idx, STR(&subs, i), subs.slen[i], core[i]) != 0) {
+			fprintf(stderr, "add failed: %.*s\n", (int)subs.slen[i], STR(&subs, i));
+			return 1;
+		}
+	double build_ours = (double)(now_ns() - b0) / 1e9;
+	size_t m1 = mallinfo2().uordblks;
+	struct mt_index_stats st;
+	mt_index_stats_get(idx, &st);
+
+	struct bl_tree *bl = NULL;
+	size_t m2 = 0, m3 = 0;
+	double build_bl = 0;
+	if (o.baseline) {
+		m2 = mallinfo2().uordblks;
+		b0 = now_ns();
+		bl = bl_create();
+		for (size_t i = 0; i < subs.n; i++)
+			bl_add(bl, STR(&subs, i), subs.slen[i], core[i]);
+		build_bl = (double)(now_ns() - b0) / 1e9;
+		m3 = mallinfo2().uordblks;
+	}
+
+	uint64_t oh = timer_overhead();
+	printf("bench_match: %u subscriptions (%llu exact, %llu wildcard filters, %llu trie nodes), "
+	       "%u cores, %zu publish topics, %u reps (medians), timer overhead %llu ns subtracted\n",
+	       o.subs, (unsigned long long)st.exact_filters, (unsigned long long)st.wildcard_filters,
+	       (unsigned long long)st.trie_nodes, o.cores, topics.n, o.reps,
+	       (unsigned long long)oh);
+
+	double r[3][2][99];
+	uint64_t matched[2] = {0, 0};
+	for (unsigned rep = 0; rep < o.reps; rep++) {
+		struct lat l = measure(mt_match_cb, idx, &topics, oh);
+		r[0][0][rep] = l.p50;
+		r[1][0][rep] = l.p99;
+		r[2][0][rep] = l.mean;
+		matched[0] = l.matched;
+		if (bl) {
+			l = measure(bl_match_cb, bl, &topics, oh);
+			r[0][1][rep] = l.p50;
+			r[1][1][rep] = l.p99;
+			r[2][1][rep] = l.mean;
+			matched[1] = l.matched;
+		}
+	}
+	double v[3][2];
+	for (int k = 0; k < 3; k++)
+		for (int w = 0; w < (bl ? 2 : 1); w++)
+			v[k][w] = median(r[k][w], o.reps);
+	printf("\n%-28s %14s %14s %8s\n", "", "mt_index", "baseline", "ratio");
+	const char *names[3] = {"match p50 (ns)", "match p99 (ns)", "match mean (ns)"};
+	for (int k = 0; k < 3; k++) {
+		if (bl)
+			printf("%-28s %14.0f %14.0f %7.1fx\n", names[k], v[k][0], v[k][1],
+			       v[k][1] / v[k][0]);
+		else
+			printf("%-28s %14.0f %14s %8s\n", names[k], v[k][0], "-", "-");
+	}
+	printf("%-28s %14llu %14llu\n", "topics with a match", (unsigned long long)matched[0],
+	       (unsigned long long)matched[1]);
+	printf("%-28s %14.1f %14.1f\n", "memory per sub (B, mallinfo2)",
+	       (double)(m1 - m0) / o.subs, bl ? (double)(m3 - m2) / o.subs : 0.0);
+	printf("%-28s %14.2f %14.2f\n", "build time (s)", build_ours, build_bl);
+	if (bl && matched[0] != matched[1])
+		printf("WARNING: mt_index and baseline disagree on matched topics\n");
+	bl_destroy(bl);
+
+	mt_rcu_offline();
+	churn(idx, &topics, &o, oh);
+	mt_rcu_online();
+	if (o.retained)
+		retained(&o);
+
+	mt_rcu_unregister_thread();
+	mt_index_destroy(idx);
+	free(core);
+	strs_free(&subs);
+	strs_free(&exact);
+	strs_free(&topics);
+	return 0;
+}

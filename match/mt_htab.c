@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The writer side of mt_htab (see mt_internal.h): an open-addressing table of entry pointers
+ * that readers probe without locks while one writer inserts and removes.
+ *
+ * Invariants: capacity is a power of two; used (live + tombstones) stays <= 3/4 of capacity,
+ * so every probe meets an empty slot and ends. An insert fills the first tombstone or empty
+ * slot of its probe sequence with one release store (a concurrent reader sees the tombstone or
+ * the entry, and keeps probing either way). A remove turns the slot into a tombstone (never
+ * into empty, which would cut other keys' probe sequences). When tombstones pile up or the
+ * table fills, the writer rehashes into a new array, publishes it, and retires the old one after
+ * a grace period; entries never move, only the slots pointing at them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <pthread.h>
+
+#include "mt_internal.h"
+
+void mt_die(const char *file, int line, const char *msg)
+{
+	fprintf(stderr, "match: %s:%d: %s\n", file, line, msg);
+	abort();
+}
+
+uint64_t mt_random_seed(void)
+{
+	uint64_t s = 0;
+
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+		s = (uint64_t)(uintptr_t)&s ^ MT_P2; /* no entropy yet: ASLR is better than nothing */
+	return s | 1;
+}
+
+static uint64_t mt_share_seed_val;
+static pthread_once_t mt_share_once = PTHREAD_ONCE_INIT;
+
+static void mt_share_seed_init(void)
+{
+	mt_share_seed_val = mt_random_seed();
+}
+
+uint64_t mt_share_seed(void)
+{
+	pthread_once(&mt_share_once, mt_share_seed_init);
+	return mt_share_seed_val;
+}
+
+static struct mt_harr *mt_harr_alloc(uint64_t cap)
+{
+	struct mt_harr *a = calloc(1, sizeof(*a) + cap * sizeof(a->slot[0]));
+
+	if (a)
+		a->mask = cap - 1;
+	return a;
+}
+
+int mt_htab_init(struct mt_htab *t, uint64_t cap)
+{
+	uint64_t c = 8;
+
+	while (c < cap)
+		c <<= 1;
+	t->arr = mt_harr_alloc(c);
+	t->live = 0;
+	t->used = 0;
+	return t->arr ? 0 : -ENOMEM;
+}
+
+void mt_htab_fini(struct mt_htab *t)
+{
+	free(t->arr);
+	t->arr = NULL;
+}
+
+size_t mt_htab_bytes(const struct mt_htab *t)
+{
+	return sizeof(*t->arr) + (t->arr->mask + 1) * sizeof(t->arr->slot[0]);
+}
+
+static void mt_harr_put(struct mt_harr *a, struct mt_hent *e, bool publish)
+{
+	uint64_t i = e->hash & a->mask;
+	uintptr_t s = (uintptr_t)e | (MT_SLOT_TAG(e->hash) << 48);
+
+	while (a->slot[i] > MT_SLOT_TOMB)
+		i = (i + 1) & a->mask;
+	if (publish)
+		MT_STORE_REL(&a->slot[i], s); /* pairs with the acquire load in MT_HTAB_FIND */
+	else
+		a->slot[i] = s;
+}
+
+/* Rebuilds the slot array for @want live entries at <= 3/8 load; publishes it. */
+static int mt_htab_rehash(struct mt_htab *t, uint64_t want, struct mt_reclaim *rc)
+{
+	struct mt_harr *old = t->arr;
+	uint64_t cap = 8;
+
+	while (cap * 3 < want * 8)
+		cap <<= 1;
+	struct mt_harr *a = mt_harr_alloc(cap);
+	if (!a)
+		return -ENOMEM;
+	for (uint64_t i = 0; i <= old->mask; i++)
+		if (old->slot[i] > MT_SLOT_TOMB)
+			mt_harr_put(a, MT_SLOT_PTR(old->slot[i]), false);
+	/* The new array is complete before readers can reach it (acquire in MT_HTAB_FIND). */
+	MT_STORE_REL(&t->arr, a);
+	t->used = t->live;
+	mt_reclaim_put(rc, old);
+	return 0;
+}
+
+int mt_htab_insert(struct mt_htab *t, struct mt_hent *e, struct mt_reclaim *rc)
+{
+	if ((uintptr_t)e >> 48)
+		MT_DIE("pointer does not fit in 48 bits");
+	if ((t->used + 1) * 4 > (t->arr->mask + 1) * 3) {
+		int ret = mt_htab_rehash(t, t->live + 1, rc);
+		if (ret < 0)
+			return ret;
+	}
+	/* Reusing a tombstone keeps used unchanged. */
+	struct mt_harr *a = t->arr;
+	uint64_t i = e->hash & a->mask;
+	while (a->slot[i] > MT_SLOT_TOMB)
+		i = (i + 1) & a->mask;
+	if (a->slot[i] == MT_SLOT_EMPTY)
+		t->used++;
+	MT_STORE_REL(&a->slot[i], (uintptr_t)e | (MT_SLOT_TAG(e->hash) << 48));
+	MT_STORE_RLX(&t->live, t->live + 1);
+	return 0;
+}
+
+void mt_htab_remove(struct mt_htab *t, struct mt_hent *e, struct mt_reclaim *rc)
+{
+	struct mt_harr *a = t->arr;
+	uint64_t i = e->hash & a->mask;
+
+	for (;;) {
+		uintptr_t s = a->slot[i];
+		if (s == MT_SLOT_EMPTY)
+			MT_DIE("removing an entry that is not in the table");
+		if (s > MT_SLOT_TOMB && MT_SLOT_PTR(s) == (void *)e)
+			break;
+		i = (i + 1) & a->mask;
+	}
+	MT_STORE_REL(&a->slot[i], MT_SLOT_TOMB);
+	MT_STORE_RLX(&t->live, t->live - 1);
+	/* Shrink when sparse; a failed shrink is harmless (the table just stays big). */
+	if (a->mask + 1 > 64 && t->live * 16 < a->mask + 1)
+		(void)mt_htab_rehash(t, t->live, rc);
+}

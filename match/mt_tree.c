@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The writer side of the filter trie (mt_tree, see the design comment in mt_internal.h):
+ * finding or creating the term of a filter, and pruning terms and nodes once empty.
+ *
+ * Publication order (global index, readers concurrent): a new node is fully initialised, then
+ * made reachable with one release store (edge-hash slot or parent->plus); its parent's nwords is
+ * bumped afterwards (a reader that sees the old count merely skips a probe that would find an
+ * empty node). Pruning goes the other way: unlink with one store, then retire after a grace
+ * period. Filters are validated by the callers; this file trusts them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "mt_internal.h"
+
+static struct mt_tnode *mt_tnode_new(struct mt_tnode *parent, const char *w, size_t wlen,
+				     bool plus, uint64_t hash)
+{
+	struct mt_tnode *n = calloc(1, sizeof(*n) + wlen);
+
+	if (!n)
+		return NULL;
+	n->h.hash = hash;
+	n->parent = parent;
+	n->depth = parent ? (uint16_t)(parent->depth + 1) : 0;
+	n->len = (uint16_t)wlen;
+	n->is_plus = plus;
+	if (wlen)
+		memcpy(n->word, w, wlen);
+	return n;
+}
+
+int mt_tree_init(struct mt_tree *t, uint64_t seed, struct mt_reclaim *rc)
+{
+	memset(t, 0, sizeof(*t));
+	t->seed = seed;
+	t->rc = rc;
+	t->root = mt_tnode_new(NULL, NULL, 0, false, 0);
+	if (!t->root)
+		goto err_root;
+	if (mt_htab_init(&t->exact, 8) < 0)
+		goto err_exact;
+	if (mt_htab_init(&t->edges, 8) < 0)
+		goto err_edges;
+	return 0;
+
+err_edges:
+	mt_htab_fini(&t->exact);
+err_exact:
+	free(t->root);
+err_root:
+	return -ENOMEM;
+}
+
+static void mt_tnode_fini(struct mt_tnode *n, void (*term_fini)(struct mt_term *, void *),
+			  void *ctx)
+{
+	if (term_fini && !mt_term_empty(&n->here))
+		term_fini(&n->here, ctx);
+	if (term_fini && !mt_term_empty(&n->hash))
+		term_fini(&n->hash, ctx);
+	free(n);
+}
+
+void mt_tree_fini(struct mt_tree *t, void (*term_fini)(struct mt_term *term, void *ctx), void *ctx)
+{
+	struct mt_texact *e;
+	struct mt_tnode *n;
+
+	if (!t->root)
+		return;
+	MT_HTAB_FOREACH(&t->exact, e)
+	{
+		if (term_fini && !mt_term_empty(&e->term))
+			term_fini(&e->term, ctx);
+		free(e);
+	}
+	/* Word nodes are all in the edge hash; '+' nodes hang off their parents only. Free each
+	 * node's '+' chain (plus, plus->plus, ...) from every node reachable either way. */
+	MT_HTAB_FOREACH(&t->edges, n)
+	{
+		for (struct mt_tnode *p = n->plus, *next; p; p = next) {
+			next = p->plus;
+			mt_tnode_fini(p, term_fini, ctx);
+		}
+		mt_tnode_fini(n, term_fini, ctx);
+	}
+	for (struct mt_tnode *p = t->root->plus, *next; p; p = next) {
+		next = p->plus;
+		mt_tnode_fini(p, term_fini, ctx);
+	}
+	mt_tnode_fini(t->root, term_fini, ctx);
+	mt_htab_fini(&t->exact);
+	mt_htab_fini(&t->edges);
+	t->root = NULL;
+}
+
+static bool mt_filter_has_wildcard(const char *f, size_t len)
+{
+	/* Valid filters: '+' and '#' only ever appear as whole levels. */
+	return memchr(f, '+', len) || memchr(f, '#', len);
+}
+
+static struct mt_term *mt_tree_get_exact(struct mt_tree *t, const char *f, size_t len, bool create,
+					 struct mt_tpos *pos)
+{
+	struct mt_exkey k = {mt_hash(f, len, t->seed), f, len};
+	struct mt_texact *e = MT_HTAB_FIND(&t->exact, k.hash, mt_texact_eq, &k);
+
+	if (!e && create) {
+		e = calloc(1, sizeof(*e) + len);
+		if (!e)
+			return NULL;
+		e->h.hash = k.hash;
+		e->len = (uint32_t)len;
+		memcpy(e->key, f, len);
+		if (mt_htab_insert(&t->exact, &e->h, t->rc) < 0) {
+			free(e);
+			return NULL;
+		}
+		MT_STORE_RLX(&t->nexact, t->nexact + 1);
+	}
+	if (!e)
+		return NULL;
+	pos->ex = e;
+	pos->node = NULL;
+	return &e->term;
+}
+
+struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool create,
+			    struct mt_tpos *pos)
+{
+	if (!mt_filter_has_wildcard(f, len))
+		return mt_tree_get_exact(t, f, len, create, pos);
+
+	struct mt_tnode *n = t->root;
+	const char *p = f, *end = f + len;
+	struct mt_term *term = NULL;
+
+	for (;;) {
+		const char *q = memchr(p, '/', (size_t)(end - p));
+		size_t wlen = q ? (size_t)(q - p) : (size_t)(end - p);
+
+		if (wlen == 1 && *p == '#') {
+			term = &n->hash;
+			if (n == t->root && create && !t->root_hash) {
+				t->root_hash = true;
+				MT_STORE_RLX(&t->nwild, t->nwild + 1);
+			}
+			break;
+		}
+		struct mt_tnode *c;
+		if (wlen == 1 && *p == '+') {
+			c = n->plus;
+			if (!c && create) {
+				c = mt_tnode_new(n, NULL, 0, true, 0);
+				if (!c)
+					return NULL;
+				MT_STORE_REL(&n->plus, c); /* pairs with MT_LOAD_ACQ in the walk */
+				t->nnodes++;
+				MT_STORE_RLX(&t->nwild, t->nwild + 1);
+			}
+		} else {
+			c = mt_tree_child(t, n, p, wlen);
+			if (!c && create) {
+				c = mt_tnode_new(n, p, wlen, false,
+						 mt_edge_hash(t->seed, n, p, wlen));
+				if (!c)
+					return NULL;
+				if (mt_htab_insert(&t->edges, &c->h, t->rc) < 0) {
+					free(c);
+					return NULL;
+				}
+				MT_STORE_RLX(&n->nwords, n->nwords + 1);
+				t->nnodes++;
+				MT_STORE_RLX(&t->nwild, t->nwild + 1);
+			}
+		}
+		if (!c)
+			return NULL;
+		n = c;
+		if (!q) {
+			term = &n->here;
+			break;
+		}
+		p = q + 1;
+	}
+	/* Nodes created for a failed (ENOMEM) creation stay until pruned by a later delete of a
+	 * sibling path; they are harmless (empty) and freed at fini. */
+	pos->ex = NULL;
+	pos->node = n;
+	return term;
+}
+
+static bool mt_tnode_useless(const struct mt_tnode *n)
+{
+	return n->parent && mt_term_empty(&n->here) && mt_term_empty(&n->hash) && !n->plus &&
+	       n->nwords == 0;
+}
+
+void mt_tree_prune(struct mt_tree *t, const struct mt_tpos *pos)
+{
+	if (pos->ex) {
+		if (!mt_term_empty(&pos->ex->term))
+			return;
+		mt_htab_remove(&t->exact, &pos->ex->h, t->rc);
+		mt_reclaim_put(t->rc, pos->ex);
+		MT_STORE_RLX(&t->nexact, t->nexact - 1);
+		return;
+	}
+	if (pos->node == t->root && t->root_hash && mt_term_empty(&t->root->hash)) {
+		t->root_hash = false;
+		MT_STORE_RLX(&t->nwild, t->nwild - 1);
+	}
+	for (struct mt_tnode *n = pos->node; n && mt_tnode_useless(n);) {
+		struct mt_tnode *parent = n->parent;
+
+		if (n->is_plus) {
+			MT_STORE_REL(&parent->plus, NULL);
+		} else {
+			mt_htab_remove(&t->edges, &n->h, t->rc);
+			MT_STORE_RLX(&parent->nwords, parent->nwords - 1);
+		}
+		mt_reclaim_put(t->rc, n);
+		t->nnodes--;
+		MT_STORE_RLX(&t->nwild, t->nwild - 1);
+		n = parent;
+	}
+}

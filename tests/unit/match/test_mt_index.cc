@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The global index (mt_index.c): matching rules, per-core counts, errors, and oracle tests of
+ * random filters and topics against a brute-force matcher, through growth, churn and shutdown.
+ */
+#include <cerrno>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "match.h"
+#include "mt_test_util.h"
+
+namespace
+{
+
+class MtIndexTest : public ::testing::Test
+{
+      protected:
+	void SetUp() override
+	{
+		idx_ = mt_index_create(nullptr);
+		ASSERT_NE(idx_, nullptr);
+	}
+
+	void TearDown() override
+	{
+		mt_index_destroy(idx_);
+	}
+
+	int add(const std::string &f, unsigned core)
+	{
+		return mt_index_add(idx_, f.data(), f.size(), core);
+	}
+
+	int del(const std::string &f, unsigned core)
+	{
+		return mt_index_del(idx_, f.data(), f.size(), core);
+	}
+
+	uint64_t match(const std::string &t)
+	{
+		return mt_index_match(idx_, t.data(), t.size());
+	}
+
+	mt_index *idx_ = nullptr;
+};
+
+} // namespace
+
+TEST_F(MtIndexTest, ExactFilter)
+{
+	ASSERT_EQ(add("a/b/c", 3), 0);
+	EXPECT_EQ(match("a/b/c"), 1ull << 3);
+	EXPECT_EQ(match("a/b"), 0u);
+	EXPECT_EQ(match("a/b/c/d"), 0u);
+}
+
+TEST_F(MtIndexTest, PlusMatchesOneLevel)
+{
+	ASSERT_EQ(add("a/+/c", 1), 0);
+	EXPECT_EQ(match("a/b/c"), 2u);
+	EXPECT_EQ(match("a//c"), 2u); /* an empty level is a level */
+	EXPECT_EQ(match("a/c"), 0u);
+	EXPECT_EQ(match("a/b/b/c"), 0u);
+}
+
+TEST_F(MtIndexTest, HashMatchesParentAndChildren)
+{
+	ASSERT_EQ(add("a/#", 0), 0);
+	EXPECT_EQ(match("a"), 1u);
+	EXPECT_EQ(match("a/b"), 1u);
+	EXPECT_EQ(match("a/b/c/d"), 1u);
+	EXPECT_EQ(match("b"), 0u);
+	EXPECT_EQ(match("ab"), 0u);
+}
+
+TEST_F(MtIndexTest, DollarTopicsSkipLeadingWildcards)
+{
+	ASSERT_EQ(add("#", 0), 0);
+	ASSERT_EQ(add("+/x", 1), 0);
+	ASSERT_EQ(add("$SYS/#", 2), 0);
+	ASSERT_EQ(add("$SYS/+", 3), 0);
+	EXPECT_EQ(match("$SYS/x"), (1u << 2) | (1u << 3));
+	EXPECT_EQ(match("a/x"), 3u);
+	EXPECT_EQ(match("x$/x"), 3u);
+}
+
+TEST_F(MtIndexTest, EmptyLevels)
+{
+	ASSERT_EQ(add("/+", 0), 0);
+	ASSERT_EQ(add("+/", 1), 0);
+	ASSERT_EQ(add("+/+/+", 2), 0);
+	EXPECT_EQ(match("/a"), 1u);
+	EXPECT_EQ(match("a/"), 2u);
+	EXPECT_EQ(match("/"), 3u);
+	EXPECT_EQ(match("//"), 4u);
+}
+
+TEST_F(MtIndexTest, CountsPerCore)
+{
+	ASSERT_EQ(add("a/+", 5), 0);
+	ASSERT_EQ(add("a/+", 5), 0);
+	ASSERT_EQ(add("a/+", 9), 0);
+	EXPECT_EQ(match("a/b"), (1ull << 5) | (1ull << 9));
+	ASSERT_EQ(del("a/+", 5), 0);
+	EXPECT_EQ(match("a/b"), (1ull << 5) | (1ull << 9));
+	ASSERT_EQ(del("a/+", 9), 0);
+	EXPECT_EQ(match("a/b"), 1ull << 5);
+	ASSERT_EQ(del("a/+", 5), 0);
+	EXPECT_EQ(match("a/b"), 0u);
+	EXPECT_EQ(del("a/+", 5), -ENOENT);
+	mt_index_stats st;
+	mt_index_stats_get(idx_, &st);
+	EXPECT_EQ(st.wildcard_filters, 0u);
+	EXPECT_EQ(st.trie_nodes, 0u); /* pruned */
+}
+
+TEST_F(MtIndexTest, ManyCoresOnOneFilter)
+{
+	for (unsigned c = 0; c < 64; c++)
+		for (unsigned k = 0; k <= c % 3; k++)
+			ASSERT_EQ(add("x/#", c), 0);
+	EXPECT_EQ(match("x/y"), ~0ull);
+	for (unsigned c = 0; c < 64; c += 2)
+		for (unsigned k = 0; k <= c % 3; k++)
+			ASSERT_EQ(del("x/#", c), 0);
+	EXPECT_EQ(match("x"), 0xaaaaaaaaaaaaaaaaull);
+	for (unsigned c = 1; c < 64; c += 2)
+		for (unsigned k = 0; k <= c % 3; k++)
+			ASSERT_EQ(del("x/#", c), 0);
+	EXPECT_EQ(match("x"), 0u);
+}
+
+TEST_F(MtIndexTest, Errors)
+{
+	EXPECT_EQ(add("a/#/b", 0), -EINVAL);
+	EXPECT_EQ(add("a", 64), -EINVAL);
+	EXPECT_EQ(add("", 0), -EINVAL);
+	EXPECT_EQ(del("never/added", 0), -ENOENT);
+	ASSERT_EQ(add("a", 1), 0);
+	EXPECT_EQ(del("a", 2), -ENOENT);
+	mt_config cfg;
+	mt_config_defaults(&cfg);
+	cfg.max_cores = 65;
+	EXPECT_EQ(mt_index_create(&cfg), nullptr);
+	cfg.max_cores = 4;
+	cfg.max_levels = 2;
+	mt_index *small = mt_index_create(&cfg);
+	ASSERT_NE(small, nullptr);
+	EXPECT_EQ(mt_index_add(small, "a", 1, 4), -EINVAL);
+	EXPECT_EQ(mt_index_add(small, "a/b/c", 5, 0), -E2BIG);
+	mt_index_destroy(small);
+}
+
+/* Random filters on random cores; every topic's mask equals the brute-force union. */
+static void oracle_round(mt_index *idx, mt_test::gen &g,
+			 std::map<std::pair<std::string, unsigned>, unsigned> &subs, int ntopics,
+			 uint32_t maxl)
+{
+	for (int i = 0; i < ntopics; i++) {
+		std::string t = g.topic(maxl);
+		uint64_t want = 0;
+		for (const auto &s : subs)
+			if (mt_test::oracle_match(s.first.first, t))
+				want |= 1ull << s.first.second;
+		ASSERT_EQ(mt_index_match(idx, t.data(), t.size()), want) << t;
+	}
+}
+
+TEST(MtIndex, OracleRandomChurn)
+{
+	for (uint64_t seed = 1; seed <= 4; seed++) {
+		mt_test::gen g(seed);
+		mt_config cfg;
+		mt_config_defaults(&cfg);
+		cfg.max_cores = 8;
+		mt_index *idx = mt_index_create(&cfg);
+		ASSERT_NE(idx, nullptr);
+		uint32_t maxl = seed == 4 ? 12 : 5; /* the last round builds a deep tree */
+		std::map<std::pair<std::string, unsigned>, unsigned> subs;
+		for (int round = 0; round < 5; round++) {
+			for (int i = 0; i < 300; i++) {
+				std::string f = g.filter(maxl);
+				unsigned core = g.below(8);
+				ASSERT_EQ(mt_index_add(idx, f.data(), f.size(), core), 0) << f;
+				subs[{f, core}]++;
+			}
+			oracle_round(idx, g, subs, 500, maxl);
+			/* Remove about half of the subscriptions, one count at a time. */
+			for (auto it = subs.begin(); it != subs.end();) {
+				if (g.chance(50)) {
+					ASSERT_EQ(mt_index_del(idx, it->first.first.data(),
+							       it->first.first.size(), it->first.second),
+						  0);
+					if (--it->second == 0) {
+						it = subs.erase(it);
+						continue;
+					}
+				}
+				++it;
+			}
+			oracle_round(idx, g, subs, 500, maxl);
+		}
+		/* Delete everything: the index must be empty and pruned. */
+		for (auto &s : subs)
+			for (unsigned k = 0; k < s.second; k++)
+				ASSERT_EQ(mt_index_del(idx, s.first.first.data(), s.first.first.size(),
+						       s.first.second),
+					  0);
+		mt_index_stats st;
+		mt_index_stats_get(idx, &st);
+		EXPECT_EQ(st.exact_filters, 0u);
+		EXPECT_EQ(st.wildcard_filters, 0u);
+		EXPECT_EQ(st.trie_nodes, 0u);
+		subs.clear();
+		oracle_round(idx, g, subs, 200, maxl);
+		mt_index_destroy(idx);
+	}
+}
+
+TEST(MtIndex, DestroyWithContentDoesNotLeak)
+{
+	mt_test::gen g(99);
+	mt_index *idx = mt_index_create(nullptr);
+	ASSERT_NE(idx, nullptr);
+	for (int i = 0; i < 5000; i++) {
+		std::string f = g.filter(8);
+		ASSERT_EQ(mt_index_add(idx, f.data(), f.size(), g.below(64)), 0);
+		if (i % 3 == 0) {
+			ASSERT_EQ(mt_index_add(idx, "$share/g/a/#", 12, g.below(64)), 0);
+		}
+	}
+	mt_index_destroy(idx); /* LSan checks the rest */
+}
