@@ -9,6 +9,10 @@
 
 #include "ns.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ns_ops {
 	void (*destroy)(struct ns_transport *t);
 	unsigned (*poll)(struct ns_worker *w, struct ns_event *ev, unsigned max, int timeout_ms);
@@ -48,6 +52,10 @@ struct ns_transport *ns_dpdk_create(const struct ns_config *cfg, char *err, size
 
 /* Impossible states abort with file and line. */
 #define NS_DIE(msg) ns_die(__FILE__, __LINE__, msg)
-_Noreturn void ns_die(const char *file, int line, const char *msg);
+void ns_die(const char *file, int line, const char *msg) __attribute__((noreturn));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NS_INTERNAL_H */

@@ -10,7 +10,7 @@ TACHYON_BUILD_PKGS=(meson ninja-build pkg-config gcc g++ libdpdk-dev liburcu-dev
 # Extra packages for the test suites: clang + compiler-rt for the sanitizer and libFuzzer builds,
 # googletest, and real MQTT clients/brokers to test against.
 TACHYON_TEST_PKGS=(clang libclang-rt-14-dev llvm-14 libgtest-dev mosquitto mosquitto-clients
-    python3-paho-mqtt libpaho-mqtt-dev iproute2 procps)
+    python3-paho-mqtt libpaho-mqtt-dev iproute2 procps iputils-ping)
 
 log() { printf '[tachyon] %s\n' "$*" >&2; }
 

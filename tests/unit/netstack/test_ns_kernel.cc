@@ -335,12 +335,12 @@ TEST(NsKernel, BadConfigurationIsExplained)
 	char err[256] = "";
 	EXPECT_EQ(ns_create(&cfg, err, sizeof(err)), nullptr);
 	EXPECT_NE(std::string(err).find("not-an-address"), std::string::npos);
+	// The DPDK backend refuses a configuration without an address before touching EAL (or,
+	// in a build without DPDK, says it is not there).
 	ns_config_defaults(&cfg);
 	cfg.backend = NS_BACKEND_DPDK;
 	cfg.port = 0;
 	err[0] = 0;
-	ns_transport *t = ns_create(&cfg, err, sizeof(err));
-	if (!t)
-		EXPECT_NE(std::string(err), "");
-	ns_destroy(t);
+	EXPECT_EQ(ns_create(&cfg, err, sizeof(err)), nullptr);
+	EXPECT_NE(std::string(err), "");
 }

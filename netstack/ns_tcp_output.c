@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP output and timers: building segments (options: MSS, window scale, timestamps), sending
+ * what the send and congestion windows allow (Nagle off unless configured), our FIN, ACKs,
+ * resets; the receive window we advertise; RFC 6298 round-trip estimation; and the timers of a
+ * TCB: retransmission with exponential backoff (RFC 6298 5.4-5.7; go-back-N from snd_una with
+ * cwnd = 1 MSS as RFC 5681 3.1 prescribes), zero-window probing (persist), delayed ACK,
+ * keepalive, TIME_WAIT and FIN_WAIT_2 expiry.
+ *
+ * Data leaves by copy: each segment gets a fresh device buffer filled from the send buffer, so
+ * a retransmission is the same code as a first transmission.
+ */
+#include <errno.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "ns_tcp.h"
+
+#define HDRS (NS_ETH_HLEN + NS_IP_HLEN)
+
+uint32_t tcp_ts_now(const struct ns_stack *st)
+{
+	/* 1 ms clock (RFC 7323 5.4 allows 1 ms .. 1 s), offset by a per-stack secret value. */
+	return (uint32_t)(st->now_us / 1000) + ((uint32_t)st->cfg.secret[0] << 24);
+}
+
+uint32_t tcp_rcv_window(const struct ns_stack *st, const struct ns_tcb *t)
+{
+	uint32_t used = t->rq_bytes + t->ooo_bytes;
+	uint32_t space = st->cfg.rcv_buf > used ? st->cfg.rcv_buf - used : 0;
+	if (t->nsegs >= st->cfg.max_segs)
+		space = 0;
+	/* never move the right edge we announced back (RFC 9293 3.8.6.2.2) */
+	uint32_t left = seq_gt(t->rcv_adv, t->rcv_nxt) ? t->rcv_adv - t->rcv_nxt : 0;
+	return space > left ? space : left;
+}
+
+/* Copies len bytes at offset off (from snd_una) of the send buffer into dst. */
+static void sb_copy(const struct ns_tcb *t, uint32_t off, uint32_t len, uint8_t *dst)
+{
+	const struct ns_sb_chunk *c = t->sb_head;
+	off += t->sb_off;
+	while (c && off >= c->len) {
+		off -= c->len;
+		c = c->next;
+	}
+	while (len) {
+		if (!c)
+			NS_DIE("send buffer shorter than the segment");
+		uint32_t take = c->len - off;
+		if (take > len)
+			take = len;
+		memcpy(dst, c->data + off, take);
+		dst += take;
+		len -= take;
+		off = 0;
+		c = c->next;
+	}
+}
+
+int tcp_send_seg(struct ns_stack *st, struct ns_tcb *t, uint8_t flags, uint32_t seq,
+		 uint32_t off, uint32_t len)
+{
+	uint8_t *f;
+	struct ns_pkt *p = st->dev->alloc(st->dev_ctx, &f);
+	if (!p) {
+		st->xs.tx_nobuf++;
+		return -ENOBUFS;
+	}
+	uint8_t *o = f + HDRS + NS_TCP_HLEN;
+	uint32_t ol = 0;
+	bool syn = flags & NS_TH_SYN;
+	if (syn) {
+		uint16_t mss = (uint16_t)(st->cfg.mtu - NS_IP_HLEN - NS_TCP_HLEN);
+		o[ol++] = NS_TCPOPT_MSS;
+		o[ol++] = 4;
+		o[ol++] = (uint8_t)(mss >> 8);
+		o[ol++] = (uint8_t)mss;
+		bool ws = t->active ? st->cfg.wscale : t->ws_ok;
+		if (ws) {
+			o[ol++] = NS_TCPOPT_NOP;
+			o[ol++] = NS_TCPOPT_WSCALE;
+			o[ol++] = 3;
+			o[ol++] = t->rcv_wscale;
+		}
+	}
+	bool ts = syn && t->active ? st->cfg.timestamps : t->ts_ok;
+	if (ts && !(flags & NS_TH_RST)) {
+		uint32_t v = htonl(tcp_ts_now(st)), e = htonl(t->ts_recent);
+		o[ol++] = NS_TCPOPT_NOP;
+		o[ol++] = NS_TCPOPT_NOP;
+		o[ol++] = NS_TCPOPT_TS;
+		o[ol++] = 10;
+		memcpy(o + ol, &v, 4);
+		memcpy(o + ol + 4, &e, 4);
+		ol += 8;
+	}
+	if (len)
+		sb_copy(t, off, len, o + ol);
+
+	uint32_t win = tcp_rcv_window(st, t);
+	uint32_t shift = syn ? 0 : t->rcv_wscale;
+	uint32_t wv = win >> shift;
+	if (wv > 65535)
+		wv = 65535;
+	if ((flags & NS_TH_ACK) && !(flags & NS_TH_RST)) {
+		uint32_t edge = t->rcv_nxt + (wv << shift);
+		if (seq_gt(edge, t->rcv_adv))
+			t->rcv_adv = edge;
+	}
+	struct ns_tcp_hdr *th = (struct ns_tcp_hdr *)(f + HDRS);
+	*th = (struct ns_tcp_hdr){.sport = htons(t->lport), .dport = htons(t->rport),
+				  .seq = htonl(seq),
+				  .ack = (flags & NS_TH_ACK) ? htonl(t->rcv_nxt) : 0,
+				  .off = (uint8_t)(((NS_TCP_HLEN + ol) / 4) << 4), .flags = flags,
+				  .win = htons((uint16_t)wv)};
+	uint16_t tl = (uint16_t)(NS_TCP_HLEN + ol + len);
+	uint32_t sum = ns_csum_pseudo(st->cfg.ip, t->raddr, NS_IPPROTO_TCP, tl);
+	th->csum = htons(ns_csum_fold(ns_csum_add(sum, th, tl)));
+	ip_build(st, f, t->raddr, NS_IPPROTO_TCP, tl);
+	if (flags & NS_TH_ACK) {
+		/* this segment carries every ACK we owed */
+		t->ack_now = false;
+		t->unacked_segs = 0;
+		if (t->t_delack) {
+			t->t_delack = 0;
+			tcb_timer_sched(st, t);
+		}
+	}
+	ip_output(st, p, f, (uint16_t)(HDRS + tl));
+	return 0;
+}
+
+void tcp_send_ack(struct ns_stack *st, struct ns_tcb *t)
+{
+	tcp_send_seg(st, t, NS_TH_ACK, t->snd_nxt, 0, 0);
+}
+
+void tcp_send_rst(struct ns_stack *st, struct ns_tcb *t)
+{
+	st->xs.tcp_rst_tx++;
+	tcp_send_seg(st, t, NS_TH_RST | NS_TH_ACK, t->snd_nxt, 0, 0);
+}
+
+void tcp_send_rst_reply(struct ns_stack *st, const struct ns_ip_hdr *ip,
+			const struct ns_tcp_hdr *th, uint32_t seglen)
+{
+	/* RFC 9293 3.10.7.1: if the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>; otherwise
+	 * <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. Never answer a RST. */
+	if (th->flags & NS_TH_RST)
+		return;
+	uint8_t *f;
+	struct ns_pkt *p = st->dev->alloc(st->dev_ctx, &f);
+	if (!p) {
+		st->xs.tx_nobuf++;
+		return;
+	}
+	struct ns_tcp_hdr *o = (struct ns_tcp_hdr *)(f + HDRS);
+	*o = (struct ns_tcp_hdr){.sport = th->dport, .dport = th->sport, .off = 5 << 4};
+	if (th->flags & NS_TH_ACK) {
+		o->seq = th->ack;
+		o->flags = NS_TH_RST;
+	} else {
+		o->ack = htonl(ntohl(th->seq) + seglen);
+		o->flags = NS_TH_RST | NS_TH_ACK;
+	}
+	uint32_t sum = ns_csum_pseudo(st->cfg.ip, ip->src, NS_IPPROTO_TCP, NS_TCP_HLEN);
+	o->csum = htons(ns_csum_fold(ns_csum_add(sum, o, NS_TCP_HLEN)));
+	ip_build(st, f, ip->src, NS_IPPROTO_TCP, NS_TCP_HLEN);
+	st->xs.tcp_rst_tx++;
+	ip_output(st, p, f, HDRS + NS_TCP_HLEN);
+}
+
+static uint32_t mss_eff(const struct ns_stack *st, const struct ns_tcb *t)
+{
+	uint32_t m = t->mss;
+	uint32_t cap = st->cfg.mtu - NS_IP_HLEN - NS_TCP_HLEN;
+	if (m > cap)
+		m = cap;
+	if (t->ts_ok)
+		m -= 12;
+	return m;
+}
+
+void tcp_output(struct ns_stack *st, struct ns_tcb *t)
+{
+	bool sent = false;
+	uint8_t s = t->state;
+	bool can_data = s == TS_ESTABLISHED || s == TS_CLOSE_WAIT || s == TS_FIN_WAIT_1 ||
+			s == TS_LAST_ACK || s == TS_CLOSING;
+
+	if (can_data) {
+		uint32_t mss = mss_eff(st, t);
+		uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+		for (unsigned guard = 0; guard < 4096; guard++) {
+			uint32_t flight = t->snd_nxt - t->snd_una;
+			uint32_t off = flight < t->sb_len ? flight : t->sb_len;
+			uint32_t avail = t->sb_len - off;
+			if (!avail || flight > t->sb_len)
+				break;
+			uint32_t room = wnd > flight ? wnd - flight : 0;
+			uint32_t len = avail < room ? avail : room;
+			if (len > mss)
+				len = mss;
+			if (!len)
+				break;
+			if (st->cfg.nagle && len < mss && flight)
+				break;
+			uint8_t fl = NS_TH_ACK | (len == avail ? NS_TH_PSH : 0);
+			if (tcp_send_seg(st, t, fl, t->snd_nxt, off, len) != 0)
+				break;
+			if (!t->ts_ok && !t->rtt_timing && seq_ge(t->snd_nxt, t->snd_max)) {
+				t->rtt_timing = true;
+				t->rtt_seq = t->snd_nxt;
+				t->rtt_start_us = st->now_us;
+			}
+			t->snd_nxt += len;
+			if (seq_gt(t->snd_nxt, t->snd_max)) {
+				st->base.stats.tx_bytes += t->snd_nxt - t->snd_max;
+				t->snd_max = t->snd_nxt;
+			}
+			sent = true;
+		}
+		/* our FIN follows the last byte, once every byte has been sent */
+		if (t->fin_queued && t->snd_nxt == t->snd_una + t->sb_len &&
+		    (!t->fin_sent || t->snd_nxt == t->fin_seq) &&
+		    tcp_send_seg(st, t, NS_TH_FIN | NS_TH_ACK, t->snd_nxt, 0, 0) == 0) {
+			t->fin_seq = t->snd_nxt;
+			t->fin_sent = true;
+			t->snd_nxt++;
+			if (seq_gt(t->snd_nxt, t->snd_max))
+				t->snd_max = t->snd_nxt;
+			sent = true;
+		}
+		if (t->snd_nxt != t->snd_una && !t->t_rexmt) {
+			t->t_rexmt = st->now_us + t->rto_us;
+			t->t_persist = 0;
+		}
+		/* zero window with data waiting and nothing in flight: probe it (persist) */
+		if (t->snd_wnd == 0 && t->sb_len > t->snd_nxt - t->snd_una &&
+		    t->snd_nxt == t->snd_una && !t->t_persist && !t->t_rexmt)
+			t->t_persist = st->now_us + t->rto_us;
+	}
+	if (!sent && t->ack_now)
+		tcp_send_ack(st, t);
+	tcb_timer_sched(st, t);
+}
+
+void tcp_rtt_sample(struct ns_stack *st, struct ns_tcb *t, uint32_t r)
+{
+	/* RFC 6298 2.2 and 2.3 (alpha 1/8, beta 1/4, G = 1 ms), clamped to [rto_min, rto_max] */
+	if (!t->srtt_us) {
+		t->srtt_us = r ? r : 1;
+		t->rttvar_us = r / 2;
+	} else {
+		uint32_t d = t->srtt_us > r ? t->srtt_us - r : r - t->srtt_us;
+		t->rttvar_us = (3 * t->rttvar_us + d) / 4;
+		t->srtt_us = (7 * t->srtt_us + r) / 8;
+		if (!t->srtt_us)
+			t->srtt_us = 1;
+	}
+	uint64_t k = 4ull * t->rttvar_us;
+	uint64_t rto = t->srtt_us + (k > 1000 ? k : 1000);
+	if (rto < st->cfg.rto_min_ms * 1000ull)
+		rto = st->cfg.rto_min_ms * 1000ull;
+	if (rto > st->cfg.rto_max_ms * 1000ull)
+		rto = st->cfg.rto_max_ms * 1000ull;
+	t->rto_us = (uint32_t)rto;
+}
+
+static void on_rto(struct ns_stack *st, struct ns_tcb *t)
+{
+	st->xs.tcp_rto_fired++;
+	if (++t->retries > st->cfg.max_retries) {
+		st->xs.tcp_timeouts++;
+		if (t->state != TS_SYN_SENT)
+			tcp_send_rst(st, t);
+		tcb_drop(st, t, t->state == TS_SYN_SENT ? -ETIMEDOUT : -ETIMEDOUT);
+		return;
+	}
+	uint64_t rto = (uint64_t)t->rto_us * 2; /* RFC 6298 5.5 */
+	if (rto > st->cfg.rto_max_ms * 1000ull)
+		rto = st->cfg.rto_max_ms * 1000ull;
+	t->rto_us = (uint32_t)rto;
+	t->rtt_timing = false; /* Karn: no sample from a retransmitted segment */
+	t->t_rexmt = st->now_us + t->rto_us;
+	st->xs.tcp_retransmits++;
+	if (t->state == TS_SYN_SENT) {
+		tcp_send_seg(st, t, NS_TH_SYN, t->iss, 0, 0);
+		tcb_timer_sched(st, t);
+		return;
+	}
+	if (t->state == TS_SYN_RECEIVED) {
+		tcp_send_seg(st, t, NS_TH_SYN | NS_TH_ACK, t->iss, 0, 0);
+		tcb_timer_sched(st, t);
+		return;
+	}
+	/* RFC 5681 (4): ssthresh = max(FlightSize / 2, 2 * SMSS), cwnd = 1 SMSS; RFC 6582:
+	 * recover = highest sent; leave fast recovery. */
+	uint32_t mss = mss_eff(st, t);
+	uint32_t flight = t->snd_max - t->snd_una;
+	t->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+	t->cwnd = mss;
+	t->recover = t->snd_max;
+	t->in_recovery = false;
+	t->dupacks = 0;
+	t->snd_nxt = t->snd_una;
+	/* a window closed by the peer is probed by the persist timer, not by retransmissions;
+	 * a retransmission still goes out once so the peer re-announces its window */
+	uint32_t wnd = t->snd_wnd;
+	if (!wnd)
+		t->snd_wnd = 1;
+	tcp_output(st, t);
+	t->snd_wnd = wnd;
+}
+
+void tcp_timer_run(struct ns_stack *st, struct ns_tcb *t)
+{
+	uint64_t now = st->now_us;
+
+	if (t->t_2msl && now >= t->t_2msl) {
+		t->t_2msl = 0;
+		tcb_drop(st, t, 0);
+		return;
+	}
+	if (t->t_conn && now >= t->t_conn) {
+		/* FIN_WAIT_2 without the peer's FIN: give up quietly */
+		t->t_conn = 0;
+		tcb_drop(st, t, 0);
+		return;
+	}
+	if (t->t_rexmt && now >= t->t_rexmt) {
+		on_rto(st, t);
+		if (t->state == TS_CLOSED)
+			return;
+	}
+	if (t->t_persist && now >= t->t_persist) {
+		st->xs.tcp_persist_probes++;
+		/* an old sequence number with no data: the peer answers with its window */
+		tcp_send_seg(st, t, NS_TH_ACK, t->snd_una - 1, 0, 0);
+		if (t->persist_shift < 10)
+			t->persist_shift++;
+		uint64_t d = (uint64_t)t->rto_us << t->persist_shift;
+		if (d > st->cfg.rto_max_ms * 1000ull)
+			d = st->cfg.rto_max_ms * 1000ull;
+		t->t_persist = now + d;
+	}
+	if (t->t_delack && now >= t->t_delack) {
+		t->t_delack = 0;
+		st->xs.tcp_delayed_acks++;
+		tcp_send_ack(st, t);
+	}
+	if (t->t_keep && now >= t->t_keep) {
+		uint64_t idle = st->cfg.keep_idle_ms * 1000ull;
+		t->t_keep = 0;
+		if (t->state != TS_ESTABLISHED && t->state != TS_CLOSE_WAIT) {
+			/* no keepalive in other states */
+		} else if (!t->keep_sent && now - t->last_rx_us < idle) {
+			t->t_keep = t->last_rx_us + idle;
+		} else if (t->keep_sent >= st->cfg.keep_probes) {
+			st->xs.tcp_timeouts++;
+			tcp_send_rst(st, t);
+			tcb_drop(st, t, -ETIMEDOUT);
+			return;
+		} else {
+			st->xs.tcp_keepalive_probes++;
+			t->keep_sent++;
+			tcp_send_seg(st, t, NS_TH_ACK, t->snd_una - 1, 0, 0);
+			t->t_keep = now + st->cfg.keep_intvl_ms * 1000ull;
+		}
+	}
+	tcb_timer_sched(st, t);
+}

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A tiny server over the transport interface (ns.h), for the integration tests of the DPDK
+ * backend until tachyond exists: every byte received on a connection is sent back (echo), with
+ * back-pressure honoured (receive is paused while a refused write waits for WRITABLE). Works
+ * with either backend, so the same client script can compare them.
+ *
+ *   ns_echo --backend dpdk --dpdk-args "<EAL args>" --ip A.B.C.D/LEN [--gateway A.B.C.D]
+ *           --port N [--seconds S] [--stats]
+ *   ns_echo --backend kernel --bind 127.0.0.1 --port N
+ *
+ * Prints "ready <port>" on stdout once listening; runs until SIGINT/SIGTERM or --seconds.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ns.h"
+#include "ns_dpdk.h"
+
+struct echo_conn {
+	uint8_t *held; /* bytes a refused ns_send() still owes the peer */
+	size_t held_len;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int send_or_hold(struct ns_conn *c, struct echo_conn *e, const uint8_t *d, size_t len)
+{
+	struct iovec v = {(void *)(uintptr_t)d, len};
+	int rc = ns_send(c, &v, 1);
+	if (rc != -ENOBUFS)
+		return rc;
+	uint8_t *n = realloc(e->held, e->held_len + len);
+	if (!n)
+		return -ENOMEM;
+	memcpy(n + e->held_len, d, len);
+	e->held = n;
+	e->held_len += len;
+	ns_pause_rx(c, true);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ns_config cfg;
+	ns_config_defaults(&cfg);
+	double seconds = 0;
+	int stats = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--stats")) {
+			stats = 1;
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "ns_echo: %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (!strcmp(a, "--backend"))
+			cfg.backend = !strcmp(v, "dpdk") ? NS_BACKEND_DPDK : NS_BACKEND_KERNEL;
+		else if (!strcmp(a, "--dpdk-args"))
+			cfg.dpdk_args = v;
+		else if (!strcmp(a, "--ip"))
+			cfg.ip = v;
+		else if (!strcmp(a, "--gateway"))
+			cfg.gateway = v;
+		else if (!strcmp(a, "--bind"))
+			cfg.bind = v;
+		else if (!strcmp(a, "--port"))
+			cfg.port = (uint16_t)atoi(v);
+		else if (!strcmp(a, "--seconds"))
+			seconds = atof(v);
+		else {
+			fprintf(stderr, "ns_echo: unknown option %s\n", a);
+			return 2;
+		}
+	}
+	char err[256];
+	struct ns_transport *t = ns_create(&cfg, err, sizeof(err));
+	if (!t) {
+		fprintf(stderr, "ns_echo: %s\n", err);
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("ready %u\n", ns_port(t));
+	fflush(stdout);
+
+	struct ns_worker *w = ns_worker_get(t, 0);
+	struct ns_event ev[256];
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!stop) {
+		unsigned n = ns_poll(w, ev, 256, 10);
+		for (unsigned i = 0; i < n; i++) {
+			struct ns_conn *c = ev[i].conn;
+			struct echo_conn *e = ev[i].user;
+			switch (ev[i].type) {
+			case NS_EV_ACCEPT:
+				e = calloc(1, sizeof(*e));
+				if (!e) {
+					ns_close(c, false);
+					break;
+				}
+				ns_conn_set_user(c, e);
+				break;
+			case NS_EV_DATA:
+				if (send_or_hold(c, e, ev[i].data, ev[i].len) != 0)
+					ns_close(c, false);
+				break;
+			case NS_EV_WRITABLE:
+				if (e->held_len) {
+					struct iovec v = {e->held, e->held_len};
+					if (ns_send(c, &v, 1) == 0) {
+						e->held_len = 0;
+						ns_pause_rx(c, false);
+					}
+				}
+				break;
+			case NS_EV_CLOSED:
+				if (e) {
+					free(e->held);
+					free(e);
+				}
+				break;
+			}
+		}
+		ns_flush(w);
+		if (seconds > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if ((double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 >
+			    seconds)
+				break;
+		}
+	}
+	if (stats) {
+		const struct ns_stats *s = ns_worker_stats(w);
+		fprintf(stderr, "accepted %llu closed %llu rx_bytes %llu tx_bytes %llu\n",
+			(unsigned long long)s->accepted, (unsigned long long)s->closed,
+			(unsigned long long)s->rx_bytes, (unsigned long long)s->tx_bytes);
+		ns_dpdk_dump_stats(t, stderr);
+	}
+	ns_destroy(t);
+	return 0;
+}
