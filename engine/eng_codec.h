@@ -392,7 +392,8 @@ struct eng_iter {
 
 static inline struct eng_iter eng_iter_of(struct eng_str s)
 {
-	struct eng_iter it = {s.p, s.p + s.len};
+	/* An absent block is {NULL, 0}, and NULL + 0 is undefined in C: don't compute it. */
+	struct eng_iter it = {s.p, s.len ? s.p + s.len : s.p};
 	return it;
 }
 

@@ -380,7 +380,19 @@ static int dec_connect(struct dec *d, struct eng_connect *c)
 		return rc;
 	if (c->has_password && (rc = GET_BYTES(d, &c->password, "password")))
 		return rc;
-	return no_trailing(d, "bytes after the CONNECT payload");
+	if ((rc = no_trailing(d, "bytes after the CONNECT payload")))
+		return rc;
+	/*
+	 * [MQTT-3.1.3-8] (3.1.1): a zero-byte ClientId with CleanSession 0 is refused with return
+	 * code 0x02; a 3.1 ClientId has 1 to 23 characters, so an empty one is refused too.
+	 */
+	if (c->client_id.len == 0 && (level == ENG_V31 || (level == ENG_V311 && !c->clean_start))) {
+		fail(d, ENG_RC_CLIENT_ID_INVALID, "empty client identifier");
+		d->err->reply = ENG_V3_ID_REJECTED;
+		d->err->action = ENG_ACT_CONNACK;
+		return -ENG_RC_CLIENT_ID_INVALID;
+	}
+	return 0;
 }
 
 static int dec_connack(struct dec *d, struct eng_connack *c)
@@ -474,8 +486,10 @@ static int dec_subscribe(struct dec *d, struct eng_subscribe *s)
 			uint8_t o = 0;
 			if ((rc = get_u8(d, &o, "subscription options missing")))
 				return rc;
+			/* QoS 3: Malformed in 3.1.1 [MQTT-3-8.3-4]; 5.0 3.8.3.1: Protocol Error */
 			if ((o & ENG_SUBOPT_QOS_MASK) == 3)
-				return MALFORMED(d, "subscription QoS is 3"); /* [MQTT-3-8.3-4] */
+				return d->version < ENG_V5 ? MALFORMED(d, "subscription QoS is 3")
+							   : PROTOCOL(d, "subscription QoS is 3");
 			if (d->version < ENG_V5) {
 				if (o & 0xfc)
 					return MALFORMED(d, "reserved subscription bits set");
@@ -522,8 +536,14 @@ static int dec_suback(struct dec *d, struct eng_suback *s)
 
 static int dec_reason_pkt(struct dec *d, struct eng_reason_pkt *r)
 {
-	if (d->version == ENG_V5)
-		return get_reason_tail(d, &r->reason, &r->props);
+	if (d->version == ENG_V5) {
+		int rc = get_reason_tail(d, &r->reason, &r->props);
+		/* [MQTT-3.14.2-2]: a server sends no Session Expiry Interval in DISCONNECT */
+		if (!rc && d->type == ENG_DISCONNECT && d->ctx->role == ENG_ROLE_CLIENT &&
+		    (r->props.present & ENG_PBIT(ENG_PROP_SESSION_EXPIRY)))
+			return PROTOCOL(d, "Session Expiry Interval in a server DISCONNECT");
+		return rc;
+	}
 	r->reason = 0;
 	memset(&r->props, 0, sizeof(r->props));
 	return no_trailing(d, "3.x DISCONNECT with a body");

@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Engine internals shared by the engine's files: the engine, its worker cores and control
+ * thread, clients (a connection and its session), messages, queue entries, the cross-core
+ * item types, and the counters. Not part of the public API (tachyon.h).
+ *
+ * Who touches what:
+ * - struct eng_worker and everything reachable from it (clients, their queues, timers, the
+ *   mt_local, the pools) belong to that worker's thread. Other threads reach a worker only
+ *   through its inbound rings.
+ * - struct eng_control (registry, mt_index writes, mt_retain, password table, ACL master copy)
+ *   belongs to the control thread.
+ * - struct eng_msg is immutable after creation and shared by reference: refs is the only
+ *   field written after publication (see eng_msg_ref / eng_msg_unref).
+ * - Counters (struct eng_stats) are written by their worker only, with relaxed load + store
+ *   (no read-modify-write), and read by the control thread with relaxed loads for $SYS.
+ */
+#ifndef ENG_INTERNAL_H
+#define ENG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "eng_acl.h"
+#include "eng_codec.h"
+#include "eng_config.h"
+#include "eng_log.h"
+#include "eng_ring.h"
+#include "eng_timer.h"
+#include "match.h"
+#include "ns.h"
+
+struct eng_passwd;
+
+#define ENG_MAX_WORKERS MT_CORES_MAX
+#define ENG_RING_SIZE 8192u      /* items per ring */
+#define ENG_POLL_BATCH 256u
+#define ENG_INBOX_BATCH 256u
+#define ENG_MSG_POOL_SIZE 512u   /* messages up to this many bytes come from the pool */
+#define ENG_MSG_POOL_MAX 4096u   /* free messages kept per worker */
+#define ENG_QENT_POOL_MAX 16384u /* free queue entries kept per worker */
+#define ENG_SCRATCH (256u * 1024u)
+#define ENG_QENT_IDS 2u          /* subscription identifiers kept inline per queue entry */
+#define ENG_SHUTDOWN_GRACE_MS 1000u
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---------------------------------------------------------------------------------------------
+ * Counters. One block per worker (and one for the control thread); $SYS sums them.
+ */
+#define ENG_STATS(X)                                                                           \
+	X(msgs_in)           /* PUBLISH received */                                            \
+	X(msgs_out)          /* PUBLISH sent */                                                \
+	X(bytes_in)          /* MQTT bytes received */                                         \
+	X(bytes_out)         /* MQTT bytes queued for sending */                               \
+	X(connects)          /* CONNACK 0x00 sent */                                           \
+	X(connect_refused)   /* CONNACK with an error */                                       \
+	X(conn_refused_max)  /* connections over max_connections */                            \
+	X(protocol_errors)   /* connections closed for a malformed or illegal packet */        \
+	X(keepalive_timeouts)                                                                  \
+	X(connect_timeouts)                                                                    \
+	X(takeovers)         /* sessions taken over by a new connection */                     \
+	X(wills_published)                                                                     \
+	X(auth_failures)                                                                       \
+	X(acl_denied)        /* publishes and subscriptions refused by the ACL */              \
+	X(drop_queue_full)   /* messages dropped by a full session queue */                    \
+	X(drop_qos0_offline) /* QoS 0 for offline sessions (not queued) */                     \
+	X(drop_expired)      /* messages whose expiry passed before delivery */                \
+	X(drop_too_large)    /* over the receiver's Maximum Packet Size */                     \
+	X(drop_ring_full)    /* QoS 0 not forwarded to a core whose ring was full */           \
+	X(drop_no_share)     /* shared-group messages with no member left anywhere */          \
+	X(ring_overflow)     /* items parked because a ring was full (delivered later) */      \
+	X(pool_fallback)     /* allocations that missed a pool */                              \
+	X(subs_added)                                                                          \
+	X(subs_removed)                                                                        \
+	X(sessions_expired)
+
+struct eng_stats {
+#define ENG_STATS_FIELD(n) _Atomic uint64_t n;
+	ENG_STATS(ENG_STATS_FIELD)
+#undef ENG_STATS_FIELD
+	_Atomic int64_t clients_online; /* gauges */
+	_Atomic int64_t sessions;
+	_Atomic int64_t subscriptions;
+};
+
+/* Single writer: a relaxed load and store, no locked instruction. */
+#define ENG_STAT_ADD(st, f, v)                                                                 \
+	atomic_store_explicit(&(st)->f,                                                        \
+			      atomic_load_explicit(&(st)->f, memory_order_relaxed) + (v),      \
+			      memory_order_relaxed)
+#define ENG_STAT_INC(st, f) ENG_STAT_ADD(st, f, 1)
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages: one immutable object per published message, shared by every receiver.
+ *
+ * refs counts the holders: queue entries, ring items in flight, the retained store. It is
+ * atomic because holders live on different cores: increments are relaxed (a holder already
+ * has a reference), the decrement is acq_rel so the last holder sees every other holder's
+ * accesses before it frees.
+ */
+struct eng_msg {
+	_Atomic uint32_t refs;
+	uint32_t alloc;      /* bytes allocated (pool when <= ENG_MSG_POOL_SIZE) */
+	uint8_t qos;
+	bool retain;
+	uint8_t version;     /* of the publisher; 0: made by the broker */
+	uint8_t origin_core; /* worker of the publisher */
+	uint64_t expire_ms;  /* absolute deadline (monotonic), 0: never */
+	uint32_t expiry_s;   /* the Message Expiry Interval as published, 0: none */
+	const void *publisher; /* the publishing client, meaningful on origin_core only */
+	uint64_t publisher_key; /* hash of the publisher's client id (sticky shared groups) */
+	struct eng_str topic;
+	struct eng_str payload;
+	struct eng_props props; /* views into data; no topic alias, no subscription ids */
+	struct eng_str raw;     /* QoS 0 packet forwardable byte for byte, or empty */
+	uint8_t data[];
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Session queue entries: a message on its way to one session (queued or inflight).
+ */
+enum {
+	QE_QUEUED = 0,   /* not sent yet */
+	QE_WAIT_ACK,     /* QoS 1 sent, waiting for PUBACK */
+	QE_WAIT_REC,     /* QoS 2 sent, waiting for PUBREC */
+	QE_WAIT_COMP,    /* PUBREL sent, waiting for PUBCOMP */
+};
+
+struct eng_qent {
+	struct eng_qent *next;
+	struct eng_msg *msg; /* holds a reference; NULL in QE_WAIT_COMP once released */
+	uint64_t seq;        /* order of packet id assignment */
+	uint16_t pid;
+	uint8_t qos;         /* delivered QoS */
+	uint8_t state;
+	bool retain;         /* RETAIN flag to send */
+	bool dup;
+	uint8_t nids;
+	uint32_t ids[ENG_QENT_IDS];
+};
+
+/* A subscription as the session keeps it (for takeover and for dropping it). */
+struct eng_sub {
+	struct eng_sub *next;
+	struct mt_sub_opts opts;
+	uint16_t len;
+	char filter[];
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Clients: a connection and its session in one object. A persistent session outlives its
+ * connection (conn NULL, state CS_OFFLINE) and lives on its core until it expires or a new
+ * connection takes it over (then it moves to that connection's core by message).
+ */
+enum eng_cstate {
+	CS_NEW = 0,     /* connected, waiting for CONNECT */
+	CS_CONNECTING,  /* CONNECT received, waiting for the control thread (claim, takeover) */
+	CS_ONLINE,
+	CS_OFFLINE,     /* persistent session without a connection */
+	CS_GONE,        /* connection and session finished; freed when nothing refers to it */
+};
+
+enum {
+	TK_CONN = 1, /* t_conn: CONNECT timeout, then keepalive */
+	TK_SESS = 2, /* t_sess: will delay and session expiry */
+	TK_RETRY = 3,
+};
+
+struct eng_client {
+	struct eng_worker *w;
+	struct ns_conn *conn; /* NULL when offline or closing */
+	uint64_t gen;         /* unique id of this client object: registry claims */
+	uint8_t state;        /* enum eng_cstate */
+	uint8_t version;
+	bool clean_start;
+	bool in_hash;         /* in the worker's client id table */
+	bool rx_paused;
+	bool problem_info;    /* MQTT 5 Request Problem Information */
+	bool will_at_set;
+	bool closing;         /* close requested; no more output */
+	bool id_assigned;     /* MQTT 5 Assigned Client Identifier */
+	uint16_t keepalive;   /* seconds, as granted */
+	uint16_t ka_asked;    /* as the CONNECT asked */
+	uint32_t expiry_asked;
+	uint16_t recv_max;    /* client's Receive Maximum: our outbound window */
+	uint16_t alias_max_out; /* client's Topic Alias Maximum */
+	uint16_t next_pid;
+	uint16_t client_id_len;
+	uint16_t username_len;
+	uint32_t max_packet_out;  /* client's Maximum Packet Size (0: protocol max) */
+	uint32_t session_expiry;  /* seconds; UINT32_MAX never */
+	uint32_t pending_ops;     /* control requests in flight that refer to this object */
+	uint32_t nsubs;
+	uint32_t qos2_count;      /* inbound QoS 2 ids awaiting PUBREL */
+	uint32_t inflight;        /* outbound entries waiting for an ack */
+	uint32_t q_count;         /* outbound entries queued, not sent */
+	uint64_t q_bytes;
+	uint64_t pid_seq;
+	uint64_t last_rx_ms;
+	uint64_t will_at_ms;      /* will delay deadline while offline */
+	uint64_t expire_at_ms;    /* session expiry deadline while offline (0: never) */
+	struct eng_codec_ctx codec;
+	uint8_t *rxbuf;           /* partial packet tail, lazily allocated */
+	uint32_t rxlen;
+	uint32_t rxcap;
+	uint8_t *ctlbuf;          /* control packets ns_send() refused, sent before anything else */
+	uint32_t ctllen;
+	uint32_t ctlcap;
+	char *client_id;
+	char *username;
+	struct eng_msg *will;     /* owned reference */
+	uint32_t will_delay;
+	struct eng_timer t_conn;
+	struct eng_timer t_sess;
+	struct eng_sub *subs;
+	struct eng_qent *inf_head, *inf_tail; /* sent, unacknowledged, in send order */
+	struct eng_qent *q_head, *q_tail;     /* not sent yet */
+	uint64_t *qos2_bits;      /* 65536-bit set of inbound QoS 2 ids, lazily allocated */
+	char **alias_in;          /* inbound topic aliases [1..topic_alias_maximum], lazily */
+	struct eng_acl_set *acl;  /* this client's rules (%u, %c substituted), NULL: allow all */
+	struct eng_client *hnext; /* worker's client id table chain */
+	struct eng_client *prev, *next; /* worker's list of clients */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Cross-core items (struct eng_ritem.type).
+ */
+enum eng_rtype {
+	RI_PUB = 1,     /* p: struct eng_msg (reference moves with the item) */
+	RI_SHARE,       /* p: msg (reference), b: share group id, c: cores tried */
+	RI_CLAIM,       /* W->C p: struct eng_claim; C->W: the claim's answer */
+	RI_TAKEOVER,    /* C->W (old core) p: claim: close the old client, ship its session */
+	RI_XFER,        /* W(old)->C p: claim with the session state (or none) */
+	RI_SUB,         /* W->C p: struct eng_subreq; C->W: the answer (SUBACK may go) */
+	RI_IDX_DEL,     /* W->C p: struct eng_filter_list: subscriptions gone (b: core) */
+	RI_RELEASE,     /* W->C p: client id (malloc), b: gen: the session ended */
+	RI_RETAIN,      /* W->C p: msg (reference): set or (empty payload) clear retained */
+	RI_ACL,         /* C->W p: struct eng_acl (new table); W->C: old table released */
+	RI_SHUTDOWN,    /* C->W a: phase (1: wills, 2: close); W->C: phase done */
+	RI_PASSWD_OK,   /* unused placeholder kept out of the numbering on purpose */
+};
+
+/* A filter list for RI_IDX_DEL. */
+struct eng_filter_list {
+	uint32_t count;
+	struct eng_sub *head; /* owned: freed by the control thread */
+};
+
+/*
+ * A CONNECT's trip through the control thread (claim, auth, takeover).
+ * Owned by whoever holds the item that carries it; freed by the new core at the end.
+ */
+struct eng_claim {
+	struct eng_client *client; /* on new_core; pinned by its pending_ops */
+	uint64_t gen;
+	uint64_t old_gen;
+	uint16_t new_core;
+	uint16_t old_core;
+	uint8_t version;
+	bool clean_start;
+	bool has_username;
+	bool has_password;
+	bool found;        /* old core: the session existed and was shipped */
+	uint8_t result;    /* CONNACK reason (MQTT 5 code; mapped for 3.x) */
+	char *client_id;
+	uint8_t *username;
+	uint32_t username_len;
+	uint8_t *password;
+	uint32_t password_len;
+	struct eng_acl_set *acl; /* control -> new core: the client's rules */
+	/* shipped session state (old core -> control -> new core) */
+	struct eng_sub *subs;
+	uint32_t nsubs;
+	struct eng_qent *inf_head, *q_head; /* lists moved as they were */
+	uint32_t inflight, q_count;
+	uint64_t q_bytes;
+	uint64_t *qos2_bits;
+	uint32_t qos2_count;
+	uint16_t next_pid;
+	uint64_t pid_seq;
+};
+
+/* A SUBSCRIBE's trip through the control thread. */
+struct eng_subreq_ent {
+	uint8_t reason;     /* granted QoS or failure code, decided by the worker */
+	bool add_index;     /* a new (session, filter): add core to mt_index */
+	bool send_retained;
+	bool shared;
+	struct mt_sub_opts opts;
+	struct eng_str filter; /* into the request's storage */
+	struct eng_msg **retained; /* control -> worker: references to deliver */
+	uint32_t nretained;
+};
+
+struct eng_subreq {
+	struct eng_client *client; /* pinned by pending_ops */
+	uint64_t gen;
+	uint16_t core;
+	uint16_t packet_id;
+	uint32_t count;
+	struct eng_subreq_ent *ents;
+	uint8_t *storage;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * A worker core.
+ */
+struct eng_overflow {
+	struct eng_overflow *next;
+	struct eng_ritem it;
+};
+
+struct eng_outq {
+	struct eng_overflow *head, *tail; /* items waiting for room in the ring */
+	uint32_t count;
+};
+
+/* One producing core's sending state (its thread only): parked items and who to wake. */
+struct eng_src {
+	struct eng_outq *outq; /* per destination (workers, then control) */
+	uint64_t dirty;        /* workers pushed to since the last eng_post_flush() */
+	bool dirty_ctl;
+	uint32_t parked;
+} __attribute__((aligned(ENG_CACHE_LINE)));
+
+struct eng_worker {
+	struct tachyon *eng;
+	unsigned id;
+	pthread_t thread;
+	struct ns_worker *nsw;
+	struct mt_local *local;
+	struct mt_share_ctx share_ctx;
+	struct eng_wheel wheel;
+	uint64_t now_ms;
+	uint64_t next_gen;
+	struct eng_client *clients; /* all live client objects */
+	uint32_t nclients;
+	struct eng_client **ctab;   /* client id -> client (sessions of this core) */
+	uint32_t ctab_mask;
+	uint32_t ctab_count;
+	struct eng_msg *msg_pool;
+	uint32_t msg_pool_n;
+	struct eng_qent *qent_pool;
+	uint32_t qent_pool_n;
+	uint8_t *scratch;           /* packet encoding */
+	const uint8_t *cur_pkt;     /* bytes of the packet being handled (byte forwarding) */
+	uint32_t cur_pkt_len;
+	uint32_t shutdown_phase;
+	uint64_t shutdown_deadline;
+	/* sleep announcement: see eng_worker_wake() */
+	alignas(ENG_CACHE_LINE) _Atomic bool sleeping;
+	alignas(ENG_CACHE_LINE) struct eng_stats stats;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * The control thread's state and the engine.
+ */
+struct eng_reg_ent {
+	struct eng_reg_ent *next;
+	uint64_t gen;
+	uint16_t core;
+	char id[];
+};
+
+struct eng_control {
+	struct eng_reg_ent **reg;
+	uint32_t reg_mask;
+	uint32_t reg_count;
+	struct eng_passwd *passwd;
+	struct eng_acl *acl;
+	uint32_t acl_acks_pending;
+	struct eng_acl *acl_old;
+	uint64_t next_sys_ms;
+	struct eng_stats stats;
+	uint64_t retained_bytes;
+};
+
+struct tachyon {
+	struct eng_config cfg;
+	struct mt_config mtcfg;
+	struct ns_transport *ns;
+	unsigned nworkers;
+	struct eng_worker **workers;
+	struct eng_src *srcs;       /* [nworkers + 1] */
+	struct eng_ring **rings;    /* [(src) * (nworkers + 1) + dst]; index nworkers = control */
+	struct mt_index *index;
+	struct mt_retain *retain;
+	struct eng_control ctl;
+	uint64_t start_ms;
+	int ctl_evfd;
+	bool started;
+	int reload_argc;
+	char **reload_argv;
+	_Atomic bool stop_req;      /* set by tachyon_stop(); read by the control loop */
+	_Atomic bool reload_req;    /* set by tachyon_reload(); exchanged by the control loop */
+	_Atomic bool workers_exit;  /* control -> workers: leave the loop (release/acquire) */
+	alignas(ENG_CACHE_LINE) _Atomic bool ctl_sleeping;
+};
+
+static inline struct eng_ring *eng_ring_of(struct tachyon *e, unsigned src, unsigned dst)
+{
+	return e->rings[src * (e->nworkers + 1) + dst];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Functions shared between the engine's files.
+ */
+uint64_t eng_now_ms(void);
+uint64_t eng_hash(const void *p, size_t len);
+
+/* eng_core.c: cross-core sending. src is the calling core (nworkers for control). */
+int eng_post(struct tachyon *e, unsigned src, unsigned dst, const struct eng_ritem *it,
+	     bool may_drop);
+void eng_post_flush(struct tachyon *e, unsigned src);
+void eng_wake_dst(struct tachyon *e, unsigned dst);
+
+/* eng_msg.c */
+struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
+			    const struct eng_str *topic, uint8_t version, const uint8_t *raw,
+			    size_t rawlen, uint64_t now_ms);
+static inline void eng_msg_ref(struct eng_msg *m)
+{
+	/* relaxed: the caller already holds a reference, which orders everything needed */
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+void eng_msg_unref(struct eng_msg *m);
+struct eng_qent *eng_qent_get(struct eng_worker *w);
+void eng_qent_put(struct eng_worker *w, struct eng_qent *q);
+void eng_pools_free(struct eng_worker *w);
+extern _Thread_local struct eng_worker *eng_cur_worker;
+
+/* eng_worker.c */
+void *eng_worker_main(void *arg);
+struct eng_worker *eng_worker_create(struct tachyon *e, unsigned id);
+void eng_worker_destroy(struct eng_worker *w);
+int eng_send_raw(struct eng_client *c, const struct iovec *iov, unsigned n, bool control);
+int eng_send_pkt(struct eng_client *c, struct eng_packet *pkt);
+void eng_client_close(struct eng_client *c, uint8_t reason, const char *why);
+void eng_client_put(struct eng_client *c);
+
+/* Keeps c allocated across a call that may end its session (pending_ops is the pin). */
+static inline void eng_client_pin(struct eng_client *c)
+{
+	c->pending_ops++;
+}
+
+static inline void eng_client_unpin(struct eng_client *c)
+{
+	c->pending_ops--;
+	eng_client_put(c);
+}
+void eng_ctab_insert(struct eng_worker *w, struct eng_client *c);
+void eng_ctab_remove(struct eng_worker *w, struct eng_client *c);
+struct eng_client *eng_ctab_find(struct eng_worker *w, const char *id, size_t len);
+void eng_client_resume_rx(struct eng_client *c);
+
+/* eng_connect.c */
+int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt);
+void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl);
+void eng_takeover(struct eng_worker *w, struct eng_claim *cl);
+int eng_handle_disconnect(struct eng_client *c, const struct eng_packet *pkt);
+int eng_handle_auth(struct eng_client *c, const struct eng_packet *pkt);
+void eng_conn_lost(struct eng_client *c, bool publish_will);
+void eng_timer_fire(struct eng_timer *t, void *ctx);
+void eng_will_publish(struct eng_client *c);
+void eng_session_end(struct eng_client *c);
+void eng_claim_free(struct eng_claim *cl);
+
+/* eng_publish.c */
+int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt);
+int eng_handle_ack(struct eng_client *c, const struct eng_packet *pkt);
+bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher);
+void eng_route_local(struct eng_worker *w, struct eng_msg *m, const void *publisher);
+void eng_route_share(struct eng_worker *w, struct eng_msg *m, uint64_t group, uint64_t tried);
+void eng_deliver(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool retain,
+		 const uint32_t *ids, uint32_t nids);
+void eng_pump(struct eng_client *c);
+void eng_resend_inflight(struct eng_client *c);
+void eng_queue_free(struct eng_worker *w, struct eng_qent *q);
+
+/* eng_subscribe.c */
+int eng_handle_subscribe(struct eng_client *c, const struct eng_packet *pkt);
+int eng_handle_unsubscribe(struct eng_client *c, const struct eng_packet *pkt);
+void eng_suback_answer(struct eng_worker *w, struct eng_subreq *r);
+void eng_subs_drop(struct eng_client *c, bool tell_control);
+void eng_subreq_free(struct eng_subreq *r);
+
+/* eng_control.c */
+int eng_control_init(struct tachyon *e, char *err, size_t errlen);
+void eng_control_fini(struct tachyon *e);
+int eng_control_run(struct tachyon *e);
+
+#endif /* ENG_INTERNAL_H */

@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PUBLISH in both directions, routing, and the QoS state machines.
+ *
+ * Routing (design): a PUBLISH becomes one immutable message (eng_msg) and is matched once
+ * against the global index (mt_index_match: the cores with subscribers). The own core matches
+ * its mt_local and fans out at once; every other core gets one reference through the ring of
+ * this pair, and fans out to its own sessions when it drains it. Shared groups are picked per
+ * message at the core level (mt_index_share_match) and then per session on the target core;
+ * a core whose last member left re-picks another core (mt_index_share_repick) and forwards.
+ * Per-publisher order towards one subscriber holds: one publisher is on one core, its
+ * messages to another core travel one FIFO ring, and each session's queue is FIFO.
+ *
+ * Inbound QoS (from a client):
+ *   QoS 0: route.   QoS 1: route, PUBACK.
+ *   QoS 2: route on the first PUBLISH of a packet id, record the id, PUBREC; a PUBLISH with a
+ *          recorded id is a duplicate: PUBREC again, not routed. PUBREL forgets the id and
+ *          answers PUBCOMP (0x92 when unknown, MQTT 5). The recorded ids are bounded by our
+ *          Receive Maximum: one more is 0x93 (MQTT 5).
+ * Outbound QoS (to a client), per session:
+ *   queued (QE_QUEUED) -> sent when the inflight window (min(client's Receive Maximum,
+ *   max_inflight)) has room and the transport takes it -> QoS 1: QE_WAIT_ACK -> PUBACK frees;
+ *   QoS 2: QE_WAIT_REC -> PUBREC: PUBREL sent, QE_WAIT_COMP (the message reference is dropped)
+ *   -> PUBCOMP frees. On session resume, QE_WAIT_ACK/REC entries are sent again with DUP and
+ *   QE_WAIT_COMP entries get their PUBREL again [MQTT-4.4.0-1].
+ * The queue is bounded in messages and bytes (max_queued_messages / max_queued_bytes); a full
+ * queue drops by drop_policy, counted in drop_queue_full. QoS 0 goes straight to the
+ * transport when nothing is queued ahead of it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_internal.h"
+
+static bool qos2_test(const struct eng_client *c, uint16_t id)
+{
+	return c->qos2_bits && (c->qos2_bits[id >> 6] >> (id & 63)) & 1u;
+}
+
+static int qos2_set(struct eng_client *c, uint16_t id)
+{
+	if (!c->qos2_bits) {
+		c->qos2_bits = calloc(65536 / 64, sizeof(uint64_t));
+		if (!c->qos2_bits)
+			return -ENOMEM;
+	}
+	c->qos2_bits[id >> 6] |= UINT64_C(1) << (id & 63);
+	c->qos2_count++;
+	return 0;
+}
+
+static void qos2_clear(struct eng_client *c, uint16_t id)
+{
+	c->qos2_bits[id >> 6] &= ~(UINT64_C(1) << (id & 63));
+	c->qos2_count--;
+	if (!c->qos2_count) {
+		free(c->qos2_bits);
+		c->qos2_bits = NULL;
+	}
+}
+
+static int send_ack(struct eng_client *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+	struct eng_packet pkt = {.type = type};
+	pkt.u.ack.packet_id = pid;
+	pkt.u.ack.reason = c->version == ENG_V5 ? reason : 0;
+	return eng_send_pkt(c, &pkt);
+}
+
+void eng_queue_free(struct eng_worker *w, struct eng_qent *q)
+{
+	while (q) {
+		struct eng_qent *n = q->next;
+		if (q->msg)
+			eng_msg_unref(q->msg);
+		eng_qent_put(w, q);
+		q = n;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Sending one PUBLISH.
+ */
+static bool expired(const struct eng_worker *w, const struct eng_msg *m)
+{
+	return m->expire_ms && w->now_ms >= m->expire_ms;
+}
+
+/* 0, -ENOBUFS (keep it queued), -EMSGSIZE (over the client's maximum: dropped), -EPIPE. */
+static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t qos, bool retain,
+			const uint32_t *ids, uint32_t nids, uint16_t pid, bool dup, bool control)
+{
+	struct eng_worker *w = c->w;
+	struct iovec iov[2];
+	int rc;
+
+	if (m->raw.len && qos == 0 && m->version == c->version && retain == m->retain &&
+	    nids == 0) {
+		/* same version, nothing changes: the received bytes as they are */
+		if (c->max_packet_out && m->raw.len > c->max_packet_out)
+			return -EMSGSIZE;
+		iov[0] = (struct iovec){(void *)m->raw.p, m->raw.len};
+		rc = eng_send_raw(c, iov, 1, control);
+	} else {
+		struct eng_publish p = {.qos = qos, .dup = dup, .retain = retain, .packet_id = pid,
+					.topic = m->topic, .payload = m->payload};
+		int n;
+		if (c->version == ENG_V5) {
+			p.props = m->props;
+			if (m->expire_ms) {
+				uint64_t left = m->expire_ms > w->now_ms ? m->expire_ms - w->now_ms : 0;
+				p.props.present |= ENG_PBIT(ENG_PROP_MESSAGE_EXPIRY);
+				p.props.message_expiry = (uint32_t)((left + 999) / 1000);
+			}
+			if (nids) {
+				p.props.present |= ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID);
+				p.props.sub_id = ids;
+				p.props.sub_id_count = nids;
+			}
+		}
+		n = eng_encode_publish_head(&p, c->version, w->scratch, ENG_SCRATCH);
+		if (n < 0)
+			return -EMSGSIZE;
+		if (c->max_packet_out && (uint64_t)n + m->payload.len > c->max_packet_out)
+			return -EMSGSIZE;
+		iov[0] = (struct iovec){w->scratch, (size_t)n};
+		iov[1] = (struct iovec){(void *)m->payload.p, m->payload.len};
+		rc = eng_send_raw(c, iov, m->payload.len ? 2 : 1, control);
+	}
+	if (rc == 0)
+		ENG_STAT_INC(&w->stats, msgs_out);
+	return rc;
+}
+
+static uint16_t alloc_pid(struct eng_client *c)
+{
+	for (;;) {
+		bool used = false;
+		if (++c->next_pid == 0)
+			c->next_pid = 1;
+		c->pid_seq++;
+		/* an id can only still be in use if it was handed out a full cycle ago */
+		if (c->inf_head && c->inf_head->seq + 65535 <= c->pid_seq) {
+			for (struct eng_qent *q = c->inf_head; q; q = q->next)
+				if (q->pid == c->next_pid) {
+					used = true;
+					break;
+				}
+		}
+		if (!used)
+			return c->next_pid;
+	}
+}
+
+static uint64_t msg_bytes(const struct eng_msg *m)
+{
+	return m->topic.len + m->payload.len + 16u;
+}
+
+static void qent_pop(struct eng_client *c)
+{
+	struct eng_qent *q = c->q_head;
+	c->q_head = q->next;
+	if (!c->q_head)
+		c->q_tail = NULL;
+	c->q_count--;
+	c->q_bytes -= msg_bytes(q->msg);
+	q->next = NULL;
+}
+
+void eng_pump(struct eng_client *c)
+{
+	struct eng_worker *w = c->w;
+	uint32_t window = c->recv_max;
+
+	if (w->eng->cfg.max_inflight < window)
+		window = w->eng->cfg.max_inflight;
+	if (c->state != CS_ONLINE || !c->conn || c->closing || c->ctllen)
+		return;
+	while (c->q_head) {
+		struct eng_qent *q = c->q_head;
+		uint16_t pid = 0;
+		int rc;
+
+		if (expired(w, q->msg)) {
+			qent_pop(c);
+			ENG_STAT_INC(&w->stats, drop_expired);
+			eng_queue_free(w, q);
+			continue;
+		}
+		if (q->qos && c->inflight >= window)
+			break;
+		if (q->qos)
+			pid = alloc_pid(c);
+		rc = send_publish(c, q->msg, q->qos, q->retain, q->ids, q->nids, pid, false, false);
+		if (rc == -ENOBUFS || rc == -EPIPE) {
+			if (q->qos) {
+				/* the id was not used: give it back */
+				c->next_pid--;
+				c->pid_seq--;
+			}
+			break;
+		}
+		qent_pop(c);
+		if (rc == -EMSGSIZE || q->qos == 0) {
+			if (rc == -EMSGSIZE)
+				ENG_STAT_INC(&w->stats, drop_too_large);
+			eng_queue_free(w, q);
+			continue;
+		}
+		q->pid = pid;
+		q->seq = c->pid_seq;
+		q->state = q->qos == 1 ? QE_WAIT_ACK : QE_WAIT_REC;
+		if (c->inf_tail)
+			c->inf_tail->next = q;
+		else
+			c->inf_head = q;
+		c->inf_tail = q;
+		c->inflight++;
+	}
+}
+
+void eng_resend_inflight(struct eng_client *c)
+{
+	for (struct eng_qent *q = c->inf_head; q && c->conn; q = q->next) {
+		if (q->state == QE_WAIT_COMP) {
+			send_ack(c, ENG_PUBREL, q->pid, 0);
+		} else {
+			q->dup = true;
+			send_publish(c, q->msg, q->qos, q->retain, q->ids, q->nids, q->pid, true,
+				     true);
+		}
+	}
+}
+
+static void enqueue(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool retain,
+		    const uint32_t *ids, uint32_t nids)
+{
+	struct eng_worker *w = c->w;
+	const struct eng_config *cfg = &w->eng->cfg;
+	uint64_t bytes = msg_bytes(m);
+	struct eng_qent *q;
+
+	while (c->q_count >= cfg->max_queued_messages || c->q_bytes + bytes > cfg->max_queued_bytes) {
+		ENG_STAT_INC(&w->stats, drop_queue_full);
+		if (cfg->drop_policy != ENG_DROP_OLDEST || !c->q_head)
+			return;
+		q = c->q_head;
+		qent_pop(c);
+		eng_queue_free(w, q);
+	}
+	q = eng_qent_get(w);
+	if (!q) {
+		ENG_STAT_INC(&w->stats, drop_queue_full);
+		return;
+	}
+	eng_msg_ref(m);
+	q->msg = m;
+	q->qos = qos;
+	q->retain = retain;
+	q->state = QE_QUEUED;
+	q->nids = (uint8_t)(nids > ENG_QENT_IDS ? ENG_QENT_IDS : nids);
+	for (uint32_t i = 0; i < q->nids; i++)
+		q->ids[i] = ids[i];
+	if (c->q_tail)
+		c->q_tail->next = q;
+	else
+		c->q_head = q;
+	c->q_tail = q;
+	c->q_count++;
+	c->q_bytes += bytes;
+}
+
+void eng_deliver(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool retain,
+		 const uint32_t *ids, uint32_t nids)
+{
+	struct eng_worker *w = c->w;
+
+	if (c->state == CS_GONE)
+		return;
+	if (expired(w, m)) {
+		ENG_STAT_INC(&w->stats, drop_expired);
+		return;
+	}
+	if (c->acl && eng_acl_delivery_check(c->acl) &&
+	    !eng_acl_check(c->acl, (const char *)m->topic.p, m->topic.len, false)) {
+		ENG_STAT_INC(&w->stats, acl_denied);
+		return;
+	}
+	if (c->state != CS_ONLINE || !c->conn) {
+		if (qos == 0 && !w->eng->cfg.queue_qos0_offline) {
+			ENG_STAT_INC(&w->stats, drop_qos0_offline);
+			return;
+		}
+		enqueue(c, m, qos, retain, ids, nids);
+		return;
+	}
+	if (qos == 0 && !c->q_head && !c->ctllen) {
+		int rc = send_publish(c, m, 0, retain, ids, nids, 0, false, false);
+		if (rc == -EMSGSIZE)
+			ENG_STAT_INC(&w->stats, drop_too_large);
+		if (rc != -ENOBUFS)
+			return;
+	}
+	enqueue(c, m, qos, retain, ids, nids);
+	eng_pump(c);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Routing.
+ */
+void eng_route_local(struct eng_worker *w, struct eng_msg *m, const void *publisher)
+{
+	const struct mt_local_hit *hits;
+	unsigned n = mt_local_match(w->local, (const char *)m->topic.p, m->topic.len, publisher,
+				    &hits);
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct mt_local_hit *h = &hits[i];
+		uint8_t qos = m->qos < h->opts.qos ? m->qos : h->opts.qos;
+		bool retain = h->opts.retain_as_published ? m->retain : false;
+		eng_deliver(h->session, m, qos, retain, h->ids, h->nids);
+	}
+}
+
+static void post_msg(struct eng_worker *w, unsigned dst, struct eng_ritem *it)
+{
+	struct eng_msg *m = it->p;
+	eng_msg_ref(m);
+	if (eng_post(w->eng, w->id, dst, it, m->qos == 0) != 0) {
+		ENG_STAT_INC(&w->stats, drop_ring_full);
+		eng_msg_unref(m);
+	}
+}
+
+void eng_route_share(struct eng_worker *w, struct eng_msg *m, uint64_t group, uint64_t tried)
+{
+	struct mt_local_hit h;
+	unsigned core;
+
+	if (mt_local_share_pick(w->local, group, m->publisher_key, &h) == 0) {
+		uint8_t qos = m->qos < h.opts.qos ? m->qos : h.opts.qos;
+		eng_deliver(h.session, m, qos, h.opts.retain_as_published ? m->retain : false,
+			    h.ids, h.nids);
+		return;
+	}
+	tried |= UINT64_C(1) << w->id;
+	if (mt_index_share_repick(w->eng->index, group, tried, &w->share_ctx, &core) != 0 ||
+	    core == w->id) {
+		ENG_STAT_INC(&w->stats, drop_no_share);
+		return;
+	}
+	struct eng_ritem it = {.type = RI_SHARE, .p = m, .b = group, .c = tried};
+	post_msg(w, core, &it);
+}
+
+bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher)
+{
+	struct tachyon *e = w->eng;
+	struct mt_share_pick picks[16];
+	uint64_t mask;
+	unsigned nshare;
+
+	if (m->retain) {
+		struct eng_ritem it = {.type = RI_RETAIN, .p = m};
+		eng_msg_ref(m);
+		eng_post(e, w->id, e->nworkers, &it, false);
+	}
+	mask = mt_index_match(e->index, (const char *)m->topic.p, m->topic.len);
+	for (uint64_t rest = mask & ~(UINT64_C(1) << w->id); rest; rest &= rest - 1) {
+		struct eng_ritem it = {.type = RI_PUB, .p = m};
+		post_msg(w, (unsigned)__builtin_ctzll(rest), &it);
+	}
+	if (mask & (UINT64_C(1) << w->id))
+		eng_route_local(w, m, publisher);
+	w->share_ctx.publisher = m->publisher_key;
+	nshare = mt_index_share_match(e->index, (const char *)m->topic.p, m->topic.len,
+				      &w->share_ctx, picks, 16);
+	for (unsigned i = 0; i < nshare && i < 16; i++) {
+		if (picks[i].core == w->id) {
+			eng_route_share(w, m, picks[i].group_id, 0);
+		} else {
+			struct eng_ritem it = {.type = RI_SHARE, .p = m, .b = picks[i].group_id};
+			post_msg(w, picks[i].core, &it);
+		}
+	}
+	return mask || nshare;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Inbound PUBLISH and acks.
+ */
+static int refuse(struct eng_client *c, uint8_t reason, const char *why)
+{
+	ENG_STAT_INC(&c->w->stats, protocol_errors);
+	eng_client_close(c, reason, why);
+	return -EPROTO;
+}
+
+int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
+{
+	const struct eng_publish *pub = &pkt->u.publish;
+	struct eng_worker *w = c->w;
+	const struct eng_config *cfg = &w->eng->cfg;
+	struct eng_str topic = pub->topic;
+	const char *why = NULL;
+	struct eng_msg *m;
+	bool matched, raw_ok;
+
+	ENG_STAT_INC(&w->stats, msgs_in);
+	if (pub->qos > cfg->max_qos)
+		return refuse(c, ENG_RC_QOS_NOT_SUPPORTED, "PUBLISH QoS above the maximum");
+	if (pub->retain && !cfg->retain_available)
+		return refuse(c, ENG_RC_RETAIN_NOT_SUPPORTED, "retain is not available");
+	if (pub->props.present & ENG_PBIT(ENG_PROP_TOPIC_ALIAS)) {
+		uint16_t a = pub->props.topic_alias;
+		if (a == 0 || a > cfg->topic_alias_maximum)
+			return refuse(c, ENG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+		if (topic.len) {
+			if (!c->alias_in) {
+				c->alias_in = calloc(cfg->topic_alias_maximum + 1u, sizeof(char *));
+				if (!c->alias_in)
+					return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+			}
+			char *t = malloc(topic.len + 3u);
+			if (!t)
+				return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+			t[0] = (char)(topic.len >> 8);
+			t[1] = (char)(topic.len & 0xff);
+			memcpy(t + 2, topic.p, topic.len);
+			free(c->alias_in[a]);
+			c->alias_in[a] = t;
+		} else {
+			const char *t = c->alias_in ? c->alias_in[a] : NULL;
+			if (!t)
+				return refuse(c, ENG_RC_PROTOCOL_ERROR, "unknown topic alias");
+			topic.len = (uint32_t)((uint8_t)t[0] << 8 | (uint8_t)t[1]);
+			topic.p = (const uint8_t *)t + 2;
+		}
+	}
+	if (mt_topic_name_check(&w->eng->mtcfg, (const char *)topic.p, topic.len, &why) != 0)
+		return refuse(c, ENG_RC_TOPIC_NAME_INVALID, why);
+	if (pub->qos == 2 && qos2_test(c, pub->packet_id)) {
+		/* a resend of a message already routed: acknowledge again only */
+		send_ack(c, ENG_PUBREC, pub->packet_id, 0);
+		return 0;
+	}
+	if (pub->qos == 2 && c->version == ENG_V5 && c->qos2_count >= cfg->receive_maximum)
+		return refuse(c, ENG_RC_RECEIVE_MAX_EXCEEDED, "more QoS 2 inflight than allowed");
+	if (c->acl && !eng_acl_check(c->acl, (const char *)topic.p, topic.len, true)) {
+		ENG_STAT_INC(&w->stats, acl_denied);
+		ENG_INFO("client '%s': PUBLISH to '%.*s' denied by the ACL", c->client_id,
+			 (int)topic.len, (const char *)topic.p);
+		if (pub->qos == 1)
+			send_ack(c, ENG_PUBACK, pub->packet_id, ENG_RC_NOT_AUTHORIZED);
+		else if (pub->qos == 2)
+			send_ack(c, ENG_PUBREC, pub->packet_id, ENG_RC_NOT_AUTHORIZED);
+		return 0;
+	}
+	raw_ok = pub->qos == 0 && !(pub->props.present & (ENG_PBIT(ENG_PROP_TOPIC_ALIAS) |
+							   ENG_PBIT(ENG_PROP_MESSAGE_EXPIRY)));
+	m = eng_msg_new(w, pub, &topic, c->version, raw_ok ? w->cur_pkt : NULL,
+			raw_ok ? w->cur_pkt_len : 0, w->now_ms);
+	if (!m) {
+		if (pub->qos == 0) {
+			ENG_STAT_INC(&w->stats, drop_queue_full);
+			return 0;
+		}
+		return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+	}
+	m->publisher = c;
+	m->publisher_key = eng_hash(c->client_id, c->client_id_len);
+	matched = eng_route(w, m, c);
+	eng_msg_unref(m);
+	if (pub->qos == 1) {
+		send_ack(c, ENG_PUBACK, pub->packet_id,
+			 matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS);
+	} else if (pub->qos == 2) {
+		if (qos2_set(c, pub->packet_id) != 0)
+			return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+		send_ack(c, ENG_PUBREC, pub->packet_id,
+			 matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS);
+	}
+	return c->conn ? 0 : -EPIPE;
+}
+
+/* Removes the inflight entry with pid in state; NULL if there is none. */
+static struct eng_qent *inflight_take(struct eng_client *c, uint16_t pid, uint8_t state)
+{
+	struct eng_qent *prev = NULL, *q;
+
+	for (q = c->inf_head; q; prev = q, q = q->next)
+		if (q->pid == pid && q->state == state)
+			break;
+	if (!q)
+		return NULL;
+	if (prev)
+		prev->next = q->next;
+	else
+		c->inf_head = q->next;
+	if (c->inf_tail == q)
+		c->inf_tail = prev;
+	q->next = NULL;
+	c->inflight--;
+	return q;
+}
+
+static struct eng_qent *inflight_find(struct eng_client *c, uint16_t pid)
+{
+	for (struct eng_qent *q = c->inf_head; q; q = q->next)
+		if (q->pid == pid)
+			return q;
+	return NULL;
+}
+
+int eng_handle_ack(struct eng_client *c, const struct eng_packet *pkt)
+{
+	struct eng_worker *w = c->w;
+	uint16_t pid = pkt->u.ack.packet_id;
+	struct eng_qent *q;
+
+	switch (pkt->type) {
+	case ENG_PUBACK:
+		q = inflight_take(c, pid, QE_WAIT_ACK);
+		if (q) {
+			eng_queue_free(w, q);
+			eng_pump(c);
+		}
+		return 0;
+	case ENG_PUBREC:
+		q = inflight_find(c, pid);
+		if (!q || (q->state != QE_WAIT_REC && q->state != QE_WAIT_COMP)) {
+			send_ack(c, ENG_PUBREL, pid, ENG_RC_PACKET_ID_NOT_FOUND);
+			return 0;
+		}
+		if (pkt->u.ack.reason >= 0x80) {
+			/* MQTT 5: the receiver refused it; the exchange ends here */
+			q = inflight_take(c, pid, QE_WAIT_REC);
+			eng_queue_free(w, q);
+			eng_pump(c);
+			return 0;
+		}
+		q->state = QE_WAIT_COMP;
+		if (q->msg) {
+			eng_msg_unref(q->msg);
+			q->msg = NULL;
+		}
+		send_ack(c, ENG_PUBREL, pid, 0);
+		return 0;
+	case ENG_PUBCOMP:
+		q = inflight_take(c, pid, QE_WAIT_COMP);
+		if (q) {
+			eng_queue_free(w, q);
+			eng_pump(c);
+		}
+		return 0;
+	default: /* PUBREL: the end of an inbound QoS 2 exchange */
+		if (qos2_test(c, pid)) {
+			qos2_clear(c, pid);
+			send_ack(c, ENG_PUBCOMP, pid, 0);
+		} else {
+			send_ack(c, ENG_PUBCOMP, pid, ENG_RC_PACKET_ID_NOT_FOUND);
+		}
+		return c->conn ? 0 : -EPIPE;
+	}
+}
