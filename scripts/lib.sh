@@ -30,14 +30,15 @@ ensure_packages() {
         --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# configure_build DIR [meson args...]: sets up DIR once; later calls reuse it.
+# configure_build DIR [meson args...]: sets up DIR, or re-applies the options to an existing
+# DIR (so a directory first made by another script still gets exactly these options).
 configure_build() {
     local dir=$1
     shift
-    if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$TACHYON_ROOT" "$@" >"$dir.setup.log" 2>&1 || {
-            cat "$dir.setup.log" >&2
-            return 1
-        }
-    fi
+    local cmd=(meson setup "$dir" "$TACHYON_ROOT" "$@")
+    [ -f "$dir/build.ninja" ] && cmd=(meson configure "$dir" "$@")
+    "${cmd[@]}" >"$dir.setup.log" 2>&1 || {
+        cat "$dir.setup.log" >&2
+        return 1
+    }
 }
