@@ -136,9 +136,10 @@ int tachyon_start(struct tachyon *e)
 		pthread_setname_np(e->workers[i]->thread, name);
 	}
 	e->started = true;
-	ENG_NOTICE("listening on %s:%u with %u worker%s (%s backend)", e->cfg.bind,
+	bool dpdk = e->cfg.backend == ENG_BACKEND_DPDK;
+	ENG_NOTICE("listening on %s:%u with %u worker%s (%s backend)", dpdk ? e->cfg.ip : e->cfg.bind,
 		   tachyon_port(e), e->nworkers, e->nworkers == 1 ? "" : "s",
-		   e->cfg.backend == ENG_BACKEND_DPDK ? "dpdk" : "kernel");
+		   dpdk ? "dpdk" : "kernel");
 	return 0;
 }
 
