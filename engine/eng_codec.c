@@ -124,22 +124,33 @@ static size_t utf8_seq(const uint8_t *s, size_t i, size_t len)
 	return n;
 }
 
+/* Nonzero if the 8 bytes at p hold a byte that is not plain ASCII allowed in the string. */
+static inline uint64_t word_special(const uint8_t *p, bool topic)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	uint64_t bad = (w & HIGHS) | has_zero(w);
+	if (topic)
+		bad |= has_byte(w, '+') | has_byte(w, '#');
+	return bad;
+}
+
 /* Validates s as an MQTT UTF-8 string; with topic, also rejects the wildcards '+' and '#'. */
 static inline bool utf8_check(const uint8_t *s, size_t len, bool topic)
 {
 	size_t i = 0;
 
+	/* The common case, plain ASCII: whole words, the tail as one overlapping word. */
+	if (len >= 8) {
+		while (i + 8 <= len && !word_special(s + i, topic))
+			i += 8;
+		if (i + 8 > len && !word_special(s + len - 8, topic))
+			return true;
+	}
 	while (i < len) {
-		if (len - i >= 8) {
-			uint64_t w;
-			memcpy(&w, s + i, sizeof(w));
-			uint64_t bad = (w & HIGHS) | has_zero(w);
-			if (topic)
-				bad |= has_byte(w, '+') | has_byte(w, '#');
-			if (!bad) {
-				i += 8;
-				continue;
-			}
+		if (len - i >= 8 && !word_special(s + i, topic)) {
+			i += 8;
+			continue;
 		}
 		uint8_t c = s[i];
 		if (c < 0x80) {
