@@ -4,15 +4,17 @@
  * in-tree Mosquitto-style baseline (bench_match_baseline.c) measured in the same run.
  *
  *   bench_match [--subs N] [--topics N] [--reps N] [--cores N] [--retained N] [--seconds S]
- *               [--no-baseline]
+ *               [--no-baseline] [--no-churn]
  *
  * Workload: N subscriptions (80% exact, 20% wildcard), 5-8 levels, words from a per-level
  * vocabulary; each on a random core. Publish topics: half are subscribed exact topics, half
  * fresh random topics. Figures:
  *  1. match latency p50/p99 per call (clock_gettime around each call, minus the measured
  *     timer overhead) and mean (a timed loop without per-call timers), median of --reps runs;
- *  2. memory per subscription: glibc mallinfo2() in-use bytes before/after building
- *     (so this binary uses glibc malloc, not jemalloc);
+ *     Both sides must return the same core mask for every topic (checked: count and checksum);
+ *  2. memory per subscription: glibc mallinfo2() in-use bytes before/after building, heap
+ *     (uordblks) plus mmap'd chunks (hblkhd: big hash arrays live there), after waiting for
+ *     deferred frees (so this binary uses glibc malloc, not jemalloc);
  *  3. writer churn: subscribe+unsubscribe per second while one reader thread matches flat out,
  *     and that reader's p99 during churn against its idle p99;
  *  4. retained: time per returned match of "#"-ish filters over --retained topics.
@@ -33,7 +35,7 @@
 struct opts {
 	unsigned subs, topics, reps, cores, retained;
 	double seconds;
-	bool baseline;
+	bool baseline, churn;
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -157,6 +159,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static uint64_t pct(uint64_t *v, size_t n, double p)
 {
+	if (n == 0)
+		return 0;
 	qsort(v, n, sizeof(*v), cmp_u64);
 	return v[(size_t)(p * (double)(n - 1))];
 }
@@ -185,7 +189,14 @@ static uint64_t timer_overhead(void)
 struct lat {
 	double p50, p99, mean;
 	uint64_t matched;
+	uint64_t sum; /* order-dependent checksum of the returned masks */
 };
+
+static size_t mem_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+}
 
 typedef uint64_t match_fn(void *ctx, const char *t, size_t len);
 
@@ -203,7 +214,7 @@ static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics, ui
 {
 	size_t n = topics->n;
 	uint64_t *v = malloc(n * sizeof(*v));
-	uint64_t matched = 0, sink = 0;
+	uint64_t matched = 0, sink = 0, sum = 0;
 	struct lat l;
 
 	for (size_t i = 0; i < n; i++) {
@@ -212,6 +223,7 @@ static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics, ui
 		uint64_t d = now_ns() - a;
 		v[i] = d > overhead ? d - overhead : 0;
 		matched += m != 0;
+		sum = sum * 0x100000001b3ull + m;
 	}
 	uint64_t a = now_ns();
 	for (size_t i = 0; i < n; i++)
@@ -220,6 +232,7 @@ static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics, ui
 	l.p50 = (double)pct(v, n, 0.50);
 	l.p99 = (double)pct(v, n, 0.99);
 	l.matched = matched + (sink & 0); /* keep sink alive */
+	l.sum = sum;
 	free(v);
 	return l;
 }
@@ -281,13 +294,17 @@ static void churn(struct mt_index *idx, const struct strs *topics, const struct 
 	__atomic_store_n(&a.phase, 1, __ATOMIC_RELEASE);
 	uint64_t ops = 0, t0 = now_ns(), dl = t0 + (uint64_t)(o->seconds * 1e9);
 	while (now_ns() < dl) {
-		for (size_t i = 0; i < cf.n; i += 1) {
-			mt_index_add(idx, STR(&cf, i), cf.slen[i], (unsigned)(i % o->cores));
-			if ((i & 1023) == 1023 && now_ns() >= dl)
-				break;
+		size_t added = 0;
+		while (added < cf.n) {
+			mt_index_add(idx, STR(&cf, added), cf.slen[added],
+				     (unsigned)(added % o->cores));
+			added++;
 			ops++;
+			if ((added & 1023) == 0 && now_ns() >= dl)
+				break;
 		}
-		for (size_t i = 0; i < cf.n; i++) {
+		/* Only what was added: timing deletes that fail would understate the rate. */
+		for (size_t i = 0; i < added; i++) {
 			if (mt_index_del(idx, STR(&cf, i), cf.slen[i], (unsigned)(i % o->cores)) == 0)
 				ops++;
 		}
@@ -331,14 +348,14 @@ static void retained(const struct opts *o)
 	char t[256];
 	static int msg;
 
-	size_t m0 = mallinfo2().uordblks;
+	size_t m0 = mem_in_use();
 	struct mt_retain *r = mt_retain_create(&cfg, NULL, NULL);
 	for (unsigned i = 0; i < o->retained; i++) {
 		unsigned nl;
 		size_t len = gen_topic(t, &nl);
 		mt_retain_set(r, t, len, &msg, 100);
 	}
-	size_t m1 = mallinfo2().uordblks;
+	size_t m1 = mem_in_use();
 	struct mt_retain_stats st;
 	mt_retain_stats_get(r, &st);
 	printf("\nretained index: %llu topics, %llu nodes, %.0f bytes/topic (mallinfo2)\n",
@@ -367,19 +384,23 @@ static void retained(const struct opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_match [--subs N] [--topics N] [--reps N] [--cores N] "
-			"[--retained N] [--seconds S] [--no-baseline]\n");
+			"[--retained N] [--seconds S] [--no-baseline] [--no-churn]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = {1000000, 200000, 5, 8, 1000000, 2.0, true};
+	struct opts o = {1000000, 200000, 5, 8, 1000000, 2.0, true, true};
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--no-baseline")) {
 			o.baseline = false;
+			continue;
+		}
+		if (!strcmp(a, "--no-churn")) {
+			o.churn = false;
 			continue;
 		}
 		if (!v)
@@ -420,7 +441,7 @@ int main(int argc, char **argv)
 		core[i] = (unsigned)(rnd() % o.cores);
 
 	mt_rcu_register_thread();
-	size_t m0 = mallinfo2().uordblks;
+	size_t m0 = mem_in_use();
 	uint64_t b0 = now_ns();
 	struct mt_index *idx = mt_index_create(NULL);
 	for (size_t i = 0; i < subs.n; i++)
@@ -429,7 +450,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	double build_ours = (double)(now_ns() - b0) / 1e9;
-	size_t m1 = mallinfo2().uordblks;
+	/* Hash arrays replaced while growing are freed after a grace period: count what stays. */
+	mt_rcu_offline();
+	mt_rcu_barrier();
+	mt_rcu_online();
+	size_t m1 = mem_in_use();
 	struct mt_index_stats st;
 	mt_index_stats_get(idx, &st);
 
@@ -437,13 +462,13 @@ int main(int argc, char **argv)
 	size_t m2 = 0, m3 = 0;
 	double build_bl = 0;
 	if (o.baseline) {
-		m2 = mallinfo2().uordblks;
+		m2 = mem_in_use();
 		b0 = now_ns();
 		bl = bl_create();
 		for (size_t i = 0; i < subs.n; i++)
 			bl_add(bl, STR(&subs, i), subs.slen[i], core[i]);
 		build_bl = (double)(now_ns() - b0) / 1e9;
-		m3 = mallinfo2().uordblks;
+		m3 = mem_in_use();
 	}
 
 	uint64_t oh = timer_overhead();
@@ -454,19 +479,21 @@ int main(int argc, char **argv)
 	       (unsigned long long)oh);
 
 	double r[3][2][99];
-	uint64_t matched[2] = {0, 0};
+	uint64_t matched[2] = {0, 0}, sum[2] = {0, 0};
 	for (unsigned rep = 0; rep < o.reps; rep++) {
 		struct lat l = measure(mt_match_cb, idx, &topics, oh);
 		r[0][0][rep] = l.p50;
 		r[1][0][rep] = l.p99;
 		r[2][0][rep] = l.mean;
 		matched[0] = l.matched;
+		sum[0] = l.sum;
 		if (bl) {
 			l = measure(bl_match_cb, bl, &topics, oh);
 			r[0][1][rep] = l.p50;
 			r[1][1][rep] = l.p99;
 			r[2][1][rep] = l.mean;
 			matched[1] = l.matched;
+			sum[1] = l.sum;
 		}
 	}
 	double v[3][2];
@@ -487,13 +514,15 @@ int main(int argc, char **argv)
 	printf("%-28s %14.1f %14.1f\n", "memory per sub (B, mallinfo2)",
 	       (double)(m1 - m0) / o.subs, bl ? (double)(m3 - m2) / o.subs : 0.0);
 	printf("%-28s %14.2f %14.2f\n", "build time (s)", build_ours, build_bl);
-	if (bl && matched[0] != matched[1])
-		printf("WARNING: mt_index and baseline disagree on matched topics\n");
+	if (bl && (matched[0] != matched[1] || sum[0] != sum[1]))
+		printf("WARNING: mt_index and baseline disagree on matched topics or core masks\n");
 	bl_destroy(bl);
 
-	mt_rcu_offline();
-	churn(idx, &topics, &o, oh);
-	mt_rcu_online();
+	if (o.churn) {
+		mt_rcu_offline();
+		churn(idx, &topics, &o, oh);
+		mt_rcu_online();
+	}
 	if (o.retained)
 		retained(&o);
 

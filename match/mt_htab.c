@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <pthread.h>
 
@@ -48,12 +49,30 @@ uint64_t mt_share_seed(void)
 	return mt_share_seed_val;
 }
 
+/* Readers probe slot arrays at random: past a few MB, 4 KiB pages cost a TLB miss (a page walk
+ * that even a prefetch waits for) per probe. Ask for transparent huge pages on the 2 MiB frames
+ * inside big arrays; only a hint (THP off, or memory already touched: nothing happens). */
+#define MT_HUGE ((uintptr_t)2 << 20)
+
+static void mt_harr_advise_huge(void *p, size_t bytes)
+{
+	uintptr_t lo = ((uintptr_t)p + MT_HUGE - 1) & ~(MT_HUGE - 1);
+	uintptr_t hi = ((uintptr_t)p + bytes) & ~(MT_HUGE - 1);
+
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+}
+
 static struct mt_harr *mt_harr_alloc(uint64_t cap)
 {
-	struct mt_harr *a = calloc(1, sizeof(*a) + cap * sizeof(a->slot[0]));
+	size_t bytes = sizeof(struct mt_harr) + cap * sizeof(uintptr_t);
+	struct mt_harr *a = calloc(1, bytes);
 
-	if (a)
-		a->mask = cap - 1;
+	if (!a)
+		return NULL;
+	if (bytes >= 2 * MT_HUGE)
+		mt_harr_advise_huge(a, bytes);
+	a->mask = cap - 1;
 	return a;
 }
 

@@ -6,11 +6,13 @@
  * Design: one trie serves three users.
  *
  *   Exact filters (no wildcard) live in one hash keyed by the whole filter: a publish costs one
- *   whole-topic hash and one probe. Wildcard filters live in a level trie whose edges are all in
- *   one "edge hash" keyed by (parent node, level word); a node holds its '+' child and its
- *   "<node>/#" terminal directly, so a walk costs at most one hash probe per visited node and
- *   level (the word) plus two pointer loads ('+' and '#'). The topic is tokenised lazily, once,
- *   into a stack array as the walk first reaches each level, and only if the trie is non-empty.
+ *   path hash and one probe. Wildcard filters live in a level trie whose edges are all in one
+ *   "edge hash" keyed by the node's path hash (mt_path_*: a hash of the levels from the root,
+ *   '+' included) and checked against (parent node, level word); a node holds its '+' child
+ *   and its "<node>/#" terminal directly, so a walk costs at most one hash probe per visited
+ *   node and level (the word) plus two pointer loads ('+' and '#'). The topic is split and
+ *   hashed once, up front; because keys follow from the topic alone, the walk prefetches the
+ *   slots and nodes it is about to need (see MT_TREE_WALK) instead of missing on each in turn.
  *
  *   Each filter ends in a struct mt_term: @mask is what readers of the global index see (the
  *   core mask); @data belongs to the user (global: per-core counts, writer only; local: its
@@ -163,10 +165,11 @@ void mt_htab_remove(struct mt_htab *t, struct mt_hent *e, struct mt_reclaim *rc)
 /* Bytes of the current slot array. */
 size_t mt_htab_bytes(const struct mt_htab *t);
 
-/* Probe: calls the (inlined) @eq on candidates whose tag matches; returns the first hit. */
-#define MT_HTAB_FIND(t, h, eq, key)                                                               \
+/* Probe of one slot-array snapshot @a: calls the (inlined) @eq on candidates whose tag matches;
+ * returns the first hit. */
+#define MT_HARR_FIND(a, h, eq, key)                                                               \
 	({                                                                                        \
-		const struct mt_harr *a_ = MT_LOAD_ACQ(&(t)->arr);                                \
+		const struct mt_harr *a_ = (a);                                                   \
 		uint64_t i_ = (h) & a_->mask;                                                     \
 		uintptr_t tag_ = MT_SLOT_TAG(h);                                                  \
 		void *r_ = NULL;                                                                  \
@@ -182,6 +185,59 @@ size_t mt_htab_bytes(const struct mt_htab *t);
 		}                                                                                 \
 		r_;                                                                               \
 	})
+
+/* Probe of the current array (acquire: pairs with the release in mt_htab_rehash). */
+#define MT_HTAB_FIND(t, h, eq, key) MT_HARR_FIND(MT_LOAD_ACQ(&(t)->arr), (h), eq, (key))
+
+/* Read-side prefetch helpers: hints only (never dereference, never fault), so they may be
+ * given stale or unverified pointers. */
+static inline void mt_harr_prefetch(const struct mt_harr *a, uint64_t h)
+{
+	__builtin_prefetch(&a->slot[h & a->mask]);
+}
+
+/* The first entry of @a whose tag matches @h (unverified: may be another key), or NULL when
+ * no entry has that tag, i.e. the key is certainly absent. */
+static inline const void *mt_harr_peek(const struct mt_harr *a, uint64_t h)
+{
+	uint64_t i = h & a->mask;
+	uintptr_t tag = MT_SLOT_TAG(h);
+
+	for (;;) {
+		uintptr_t s = MT_LOAD_ACQ(&a->slot[i]); /* pairs with the release in mt_htab */
+		if (s == MT_SLOT_EMPTY)
+			return NULL;
+		if ((s >> 48) == tag && s != MT_SLOT_TOMB)
+			return MT_SLOT_PTR(s);
+		i = (i + 1) & a->mask;
+	}
+}
+
+/* Prefetches the lines of [p, p + len). */
+static inline void mt_prefetch_span(const void *p, size_t len)
+{
+	__builtin_prefetch(p);
+	__builtin_prefetch((const char *)p + len - 1);
+}
+
+/* Byte equality without a libc call (words and topics are short). */
+static inline bool mt_mem_eq(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+
+	if (n >= 8) {
+		for (; n > 8; n -= 8, x += 8, y += 8)
+			if (mt_rd64(x) != mt_rd64(y))
+				return false;
+		return mt_rd64(x + n - 8) == mt_rd64(y + n - 8);
+	}
+	if (n >= 4)
+		return mt_rd32(x) == mt_rd32(y) && mt_rd32(x + n - 4) == mt_rd32(y + n - 4);
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
 
 /* Iterates live entries (writer or single-threaded use). */
 #define MT_HTAB_FOREACH(t, e)                                                                     \
@@ -201,27 +257,31 @@ static inline bool mt_term_empty(const struct mt_term *t)
 	return t->mask == 0 && t->data == 0;
 }
 
-/* An exact (wildcard-free) filter. */
+/* An exact (wildcard-free) filter, keyed by its path hash (mt_path_*). */
 struct mt_texact {
-	struct mt_hent h; /* hash of the filter */
+	struct mt_hent h; /* path hash of the filter */
 	struct mt_term term;
 	uint32_t len;
 	char key[];
 };
 
-/* A trie node: the edge (parent, word). The '+' child is not in the edge hash (len 0, plus). */
+/* A trie node: the edge (parent, word). The '+' child is not in the edge hash (is_plus, len 0).
+ * Laid out so that a reader touches the first 64 bytes and the word right after them; the
+ * writer-only fields (term data, is_plus) are in there too but cost nothing extra. */
 struct mt_tnode {
-	struct mt_hent h; /* edge hash: mt_hash_u64(word hash, parent address) */
-	struct mt_tnode *parent;
+	struct mt_hent h;	 /* path hash (mt_path_*), the edge-hash key */
+	struct mt_tnode *parent; /* for the edge's identity (readers compare it) and pruning */
 	struct mt_tnode *plus;	 /* '+' child; release-published */
-	struct mt_term here;	 /* the filter ending at this node */
-	struct mt_term hash;	 /* the filter "<this node>/#" */
 	uint32_t nwords;	 /* word children; readers use it only as "probe or not" hint */
-	uint16_t depth;		 /* levels from the root */
-	uint16_t len;		 /* word length; a '+' node has is_plus */
+	uint16_t len;		 /* word length */
+	uint8_t depth;		 /* levels from the root (<= MT_LEVELS_MAX) */
 	uint8_t is_plus;
+	struct mt_term here; /* the filter ending at this node */
+	struct mt_term hash; /* the filter "<this node>/#" */
 	char word[];
 };
+
+_Static_assert(MT_LEVELS_MAX <= UINT8_MAX, "mt_tnode.depth is 8 bits");
 
 struct mt_tree {
 	struct mt_htab exact;
@@ -251,30 +311,85 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 /* After the writer emptied the term at @pos: unlinks it and every node left useless. */
 void mt_tree_prune(struct mt_tree *t, const struct mt_tpos *pos);
 
-/* Lazy topic tokeniser for the walk. */
-struct mt_levels {
-	const char *topic;
-	uint32_t len;
-	uint32_t n;			  /* levels tokenised so far */
-	uint32_t off[MT_LEVELS_MAX + 1];  /* start of level i */
-	uint32_t wlen[MT_LEVELS_MAX + 1]; /* length of level i */
-	uint64_t wh[MT_LEVELS_MAX + 1];	  /* hash of level i's word, once per publish */
+/*
+ * Path hashes. A node's key is a hash of its whole path from the root, not of (parent address,
+ * word): path(root) = seed, path(child) = mt_path_child(path(parent), word hash), with a fixed
+ * pseudo word hash for '+'. A reader can thus compute, from the topic alone, the key of every
+ * node it might visit below a node it knows, and prefetch their slots before it has read a
+ * single node. Identity is still checked in full (parent pointer and word bytes), so a collision
+ * costs a probe, never a wrong match. An exact filter's key is the path hash of its levels,
+ * which the walk computes anyway.
+ */
+#define MT_WH_PLUS 0x9e3779b97f4a7c15ull
+
+static inline uint64_t mt_path_root(uint64_t seed)
+{
+	return seed;
+}
+
+static inline uint64_t mt_path_child(uint64_t path, uint64_t wh)
+{
+	return mt_hash_u64(wh, path);
+}
+
+/* Words of a topic name for the walk, split and hashed once per publish. */
+struct mt_wtopic {
+	const char *s;
+	uint32_t n;			/* levels split (<= MT_LEVELS_MAX) */
+	bool whole;			/* the name has exactly n levels (else it has more) */
+	uint32_t off[MT_LEVELS_MAX];	/* start of level i */
+	uint32_t wlen[MT_LEVELS_MAX];	/* length of level i */
+	uint64_t wh[MT_LEVELS_MAX];	/* hash of level i's word */
+	uint64_t path[MT_LEVELS_MAX + 1]; /* path hash of levels 0..i-1 (path[0]: the root) */
 };
 
-/* Tokenises the next level (levels 0..n-1 done, level n exists) and hashes its word. */
-static inline void mt_levels_next(struct mt_levels *lv, uint64_t seed)
+/* The first '/' in [p, end), or end: eight bytes per step (a zero-byte test on p ^ "////////";
+ * its lowest flagged byte is exact), never reading outside [p, end). */
+static inline const char *mt_find_slash(const char *p, const char *end)
 {
-	uint32_t start = lv->n == 0 ? 0 : lv->off[lv->n - 1] + lv->wlen[lv->n - 1] + 1;
-	const char *p = lv->topic + start;
-	const char *end = lv->topic + lv->len;
-	const char *q = p;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (end - p >= 8) {
+		uint64_t v = mt_rd64((const unsigned char *)p) ^ 0x2f2f2f2f2f2f2f2full;
+		uint64_t m = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+		if (m)
+			return p + (__builtin_ctzll(m) >> 3);
+		p += 8;
+	}
+#endif
+	while (p < end && *p != '/')
+		p++;
+	return p;
+}
 
-	while (q < end && *q != '/')
-		q++;
-	lv->off[lv->n] = start;
-	lv->wlen[lv->n] = (uint32_t)(q - p);
-	lv->wh[lv->n] = mt_hash(p, (size_t)(q - p), seed);
-	lv->n++;
+/* Splits and hashes @s (len > 0). A name deeper than MT_LEVELS_MAX keeps its first levels and
+ * whole = false: no filter has that many levels, so only '#' filters can match it. */
+static inline void mt_wtopic_split(struct mt_wtopic *w, const char *s, size_t len, uint64_t seed)
+{
+	const char *p = s, *end = s + len;
+	uint32_t n = 0;
+	uint64_t path = mt_path_root(seed);
+
+	w->s = s;
+	w->path[0] = path;
+	for (;;) {
+		const char *q = mt_find_slash(p, end);
+		uint64_t wh = mt_hash(p, (size_t)(q - p), seed);
+		w->off[n] = (uint32_t)(p - s);
+		w->wlen[n] = (uint32_t)(q - p);
+		w->wh[n] = wh;
+		path = mt_path_child(path, wh);
+		w->path[++n] = path;
+		if (q == end) {
+			w->whole = true;
+			break;
+		}
+		if (n == MT_LEVELS_MAX) {
+			w->whole = false;
+			break;
+		}
+		p = q + 1;
+	}
+	w->n = n;
 }
 
 struct mt_edgekey {
@@ -290,23 +405,7 @@ static inline bool mt_tnode_eq(const void *ent, const void *key)
 	const struct mt_edgekey *k = key;
 
 	return n->h.hash == k->hash && n->parent == k->parent && n->len == k->len &&
-	       memcmp(n->word, k->w, k->len) == 0;
-}
-
-static inline uint64_t mt_edge_hash(uint64_t seed, const struct mt_tnode *parent, const char *w,
-				    size_t wlen)
-{
-	return mt_hash_u64(mt_hash(w, wlen, seed), (uint64_t)(uintptr_t)parent);
-}
-
-/* The child of @parent for a word whose hash (mt_hash with the tree seed) is @wh. */
-static inline struct mt_tnode *mt_tree_child_wh(const struct mt_tree *t,
-						const struct mt_tnode *parent, const char *w,
-						size_t wlen, uint64_t wh)
-{
-	struct mt_edgekey k = {mt_hash_u64(wh, (uint64_t)(uintptr_t)parent), parent, w, wlen};
-
-	return MT_HTAB_FIND(&t->edges, k.hash, mt_tnode_eq, &k);
+	       mt_mem_eq(n->word, k->w, k->len);
 }
 
 struct mt_exkey {
@@ -320,21 +419,84 @@ static inline bool mt_texact_eq(const void *ent, const void *key)
 	const struct mt_texact *e = ent;
 	const struct mt_exkey *k = key;
 
-	return e->h.hash == k->hash && e->len == k->len && memcmp(e->key, k->s, k->len) == 0;
+	return e->h.hash == k->hash && e->len == k->len && mt_mem_eq(e->key, k->s, k->len);
 }
 
-static inline struct mt_tnode *mt_tree_child(const struct mt_tree *t, const struct mt_tnode *parent,
-					     const char *w, size_t wlen)
-{
-	struct mt_edgekey k = {mt_edge_hash(t->seed, parent, w, wlen), parent, w, wlen};
+/* Bytes of a node a reader touches for a word of up to 16 bytes (prefetch span). */
+#define MT_TNODE_HOT (sizeof(struct mt_tnode) + 16)
 
-	return MT_HTAB_FIND(&t->edges, k.hash, mt_tnode_eq, &k);
+/*
+ * Read-side prefetch along a "chain": the word descendants of a node at depth @d with path hash
+ * @path that follow the topic (levels d, d+1, ... up to @end - 1). Their keys need no memory
+ * read, so the slots of a whole chain load in parallel (mt_walk_chain_slots, when the walk
+ * learns of the node); later (mt_walk_chain_nodes, when it visits the node) the slots are
+ * scanned and the first entry with the right tag at each depth is prefetched, stopping at the
+ * first depth where the key is certainly absent. Only hints: the walk itself verifies.
+ */
+#define MT_WALK_AHEAD 8 /* chain length: enough for the usual 5-8 level topics */
+
+static inline void mt_walk_chain_slots(const struct mt_harr *a, const struct mt_wtopic *w,
+				       unsigned d, unsigned end, uint64_t path)
+{
+	for (unsigned i = d; i < end; i++) {
+		path = mt_path_child(path, w->wh[i]);
+		mt_harr_prefetch(a, path);
+	}
+}
+
+static inline void mt_walk_chain_nodes(const struct mt_harr *a, const struct mt_wtopic *w,
+				       unsigned d, unsigned end, uint64_t path)
+{
+	for (unsigned i = d; i < end; i++) {
+		path = mt_path_child(path, w->wh[i]);
+		const void *c = mt_harr_peek(a, path);
+		if (!c)
+			break;
+		mt_prefetch_span(c, MT_TNODE_HOT);
+	}
+}
+
+static inline unsigned mt_walk_chain_end(const struct mt_wtopic *w, unsigned d)
+{
+	return d + MT_WALK_AHEAD < w->n ? d + MT_WALK_AHEAD : w->n;
+}
+
+/* A pending node of the walk: its path hash and depth ride along so that keys and control flow
+ * never wait for the node itself; @cend: the chain through it was prefetched up to that depth;
+ * @head: its chain's nodes still have to be fetched (mt_walk_chain_nodes) when it is visited. */
+struct mt_wpend {
+	const struct mt_tnode *node;
+	uint64_t path;
+	uint8_t depth, cend;
+	bool head;
+};
+
+/* Fetches the chains of every pending head among @stk[0..n) at once, so that the '+' branches
+ * found along the topic's own chain load together rather than one by one as they are popped. */
+static inline void mt_walk_heads_fetch(const struct mt_harr *a, const struct mt_wtopic *w,
+				       struct mt_wpend *stk, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (stk[i].head) {
+			mt_walk_chain_nodes(a, w, stk[i].depth, stk[i].cend, stk[i].path);
+			stk[i].head = false;
+		}
 }
 
 /*
  * The read-side walk: calls VISIT(term, vctx) for every term whose filter matches topic name
  * (@topic, @len). A macro body instantiated per user so that VISIT inlines. Iterative DFS with
- * a stack bounded by 2 * MT_LEVELS_MAX (each level leaves at most two pending branches).
+ * a stack bounded by 2 * MT_LEVELS_MAX + 1 (each level leaves at most two pending branches).
+ * Visit order: the exact filter, then the trie depth first, word child before '+' child.
+ *
+ * Memory-level parallelism: the whole topic is split and hashed first; then the exact slot and
+ * the slots of the topic's own word chain from the root are prefetched together, the entries
+ * they point to prefetched together, and only then is anything verified. A '+' child's chain slots are
+ * prefetched when it is pushed; when the first pending chain head is popped, the chains of all
+ * pending heads are fetched together (mt_walk_heads_fetch).
+ * Each walk reads one snapshot of each slot array (acquire): an array retired by a concurrent
+ * rehash stays valid until the reader's next quiescent state, and holds every entry that was
+ * live when it was replaced (also valid until then).
  * Reader (RCU read side) for the global index; owner thread for the others.
  */
 #define MT_TREE_WALK(tree, topic_, len_, VISIT, vctx)                                             \
@@ -342,44 +504,80 @@ static inline struct mt_tnode *mt_tree_child(const struct mt_tree *t, const stru
 		const struct mt_tree *t_ = (tree);                                                \
 		if ((len_) == 0)                                                                  \
 			break;                                                                    \
-		if (MT_LOAD_RLX(&t_->exact.live) != 0) {                                          \
-			struct mt_exkey k_ = {mt_hash((topic_), (len_), t_->seed), (topic_), (len_)}; \
-			struct mt_texact *e_ = MT_HTAB_FIND(&t_->exact, k_.hash, mt_texact_eq, &k_); \
+		bool ex_ = MT_LOAD_RLX(&t_->exact.live) != 0;                                     \
+		bool wild_ = MT_LOAD_RLX(&t_->nwild) != 0;                                        \
+		if (!ex_ && !wild_)                                                               \
+			break;                                                                    \
+		struct mt_wtopic w_;                                                              \
+		mt_wtopic_split(&w_, (topic_), (len_), t_->seed);                                 \
+		ex_ = ex_ && w_.whole;                                                            \
+		const struct mt_harr *xa_ = MT_LOAD_ACQ(&t_->exact.arr);                          \
+		const struct mt_harr *ea_ = MT_LOAD_ACQ(&t_->edges.arr);                          \
+		unsigned ce_ = mt_walk_chain_end(&w_, 0);                                         \
+		if (ex_)                                                                          \
+			mt_harr_prefetch(xa_, w_.path[w_.n]);                                     \
+		if (wild_)                                                                        \
+			for (unsigned i_ = 1; i_ <= ce_; i_++)                                    \
+				mt_harr_prefetch(ea_, w_.path[i_]);                               \
+		if (ex_) {                                                                        \
+			const void *x_ = mt_harr_peek(xa_, w_.path[w_.n]);                        \
+			if (x_)                                                                   \
+				mt_prefetch_span(x_, sizeof(struct mt_texact) + (len_));          \
+		}                                                                                 \
+		if (wild_)                                                                        \
+			mt_walk_chain_nodes(ea_, &w_, 0, ce_, w_.path[0]);                        \
+		if (ex_) {                                                                        \
+			struct mt_exkey k_ = {w_.path[w_.n], (topic_), (len_)};                   \
+			struct mt_texact *e_ = MT_HARR_FIND(xa_, k_.hash, mt_texact_eq, &k_);     \
 			if (e_)                                                                   \
 				VISIT(&e_->term, vctx);                                           \
 		}                                                                                 \
-		const struct mt_tnode *r_ = t_->root;                                             \
-		if (MT_LOAD_RLX(&t_->nwild) == 0)                                                 \
+		if (!wild_)                                                                       \
 			break;                                                                    \
-		struct mt_levels lv_;                                                             \
-		const struct mt_tnode *stk_[2 * MT_LEVELS_MAX + 2];                               \
+		struct mt_wpend stk_[2 * MT_LEVELS_MAX + 2];                                      \
 		unsigned sp_ = 0;                                                                 \
 		bool dollar_ = (topic_)[0] == '$';                                                \
-		lv_.topic = (topic_);                                                             \
-		lv_.len = (uint32_t)(len_);                                                       \
-		lv_.n = 0;                                                                        \
-		stk_[sp_++] = r_;                                                                 \
+		stk_[sp_++] = (struct mt_wpend){t_->root, w_.path[0], 0, (uint8_t)ce_, false};   \
 		while (sp_ > 0) {                                                                 \
-			const struct mt_tnode *n_ = stk_[--sp_];                                  \
-			unsigned d_ = n_->depth;                                                  \
-			bool root_ = d_ == 0;                                                     \
-			bool last_ = !root_ && lv_.off[d_ - 1] + lv_.wlen[d_ - 1] == lv_.len;     \
-			if (!(root_ && dollar_))                                                  \
+			struct mt_wpend e_ = stk_[--sp_];                                         \
+			const struct mt_tnode *n_ = e_.node;                                      \
+			unsigned d_ = e_.depth;                                                   \
+			bool skip_ = d_ == 0 && dollar_;                                          \
+			if (!skip_)                                                               \
 				VISIT(&n_->hash, vctx);                                           \
-			if (last_) {                                                              \
-				VISIT(&n_->here, vctx);                                           \
+			if (d_ == w_.n) {                                                         \
+				if (w_.whole)                                                     \
+					VISIT(&n_->here, vctx);                                   \
 				continue;                                                         \
 			}                                                                         \
-			if (lv_.n == d_)                                                          \
-				mt_levels_next(&lv_, t_->seed);                                   \
+			if (e_.head)                                                              \
+				mt_walk_heads_fetch(ea_, &w_, stk_, sp_ + 1);                     \
+			bool words_ = MT_LOAD_RLX(&n_->nwords) != 0;                              \
 			const struct mt_tnode *p_ = MT_LOAD_ACQ(&n_->plus);                       \
-			if (p_ && !(root_ && dollar_))                                            \
-				stk_[sp_++] = p_;                                                 \
-			if (MT_LOAD_RLX(&n_->nwords) != 0) {                                      \
-				const struct mt_tnode *c_ = mt_tree_child_wh(                     \
-					t_, n_, lv_.topic + lv_.off[d_], lv_.wlen[d_], lv_.wh[d_]);   \
-				if (c_)                                                           \
-					stk_[sp_++] = c_;                                         \
+			if (p_ && !skip_) {                                                       \
+				uint64_t pp_ = mt_path_child(e_.path, MT_WH_PLUS);                \
+				unsigned pe_ = mt_walk_chain_end(&w_, d_ + 1);                    \
+				mt_prefetch_span(p_, MT_TNODE_HOT);                               \
+				mt_walk_chain_slots(ea_, &w_, d_ + 1, pe_, pp_);                  \
+				stk_[sp_++] = (struct mt_wpend){p_, pp_, (uint8_t)(d_ + 1),       \
+								(uint8_t)pe_, true};              \
+			}                                                                         \
+			if (words_) {                                                             \
+				struct mt_edgekey k_ = {mt_path_child(e_.path, w_.wh[d_]), n_,    \
+							w_.s + w_.off[d_], w_.wlen[d_]};          \
+				const struct mt_tnode *c_ =                                       \
+					MT_HARR_FIND(ea_, k_.hash, mt_tnode_eq, &k_);             \
+				if (c_) {                                                         \
+					struct mt_wpend ce2_ = {c_, k_.hash, (uint8_t)(d_ + 1),   \
+								e_.cend, false};                  \
+					if (d_ + 1 >= e_.cend && d_ + 1 < w_.n) {                 \
+						ce2_.cend = (uint8_t)mt_walk_chain_end(&w_, d_ + 1); \
+						ce2_.head = true;                                 \
+						mt_walk_chain_slots(ea_, &w_, d_ + 1, ce2_.cend,  \
+								    k_.hash);                     \
+					}                                                         \
+					stk_[sp_++] = ce2_;                                       \
+				}                                                                 \
 			}                                                                         \
 		}                                                                                 \
 	} while (0)

@@ -23,7 +23,7 @@ static struct mt_tnode *mt_tnode_new(struct mt_tnode *parent, const char *w, siz
 		return NULL;
 	n->h.hash = hash;
 	n->parent = parent;
-	n->depth = parent ? (uint16_t)(parent->depth + 1) : 0;
+	n->depth = parent ? (uint8_t)(parent->depth + 1) : 0;
 	n->len = (uint16_t)wlen;
 	n->is_plus = plus;
 	if (wlen)
@@ -102,10 +102,26 @@ static bool mt_filter_has_wildcard(const char *f, size_t len)
 	return memchr(f, '+', len) || memchr(f, '#', len);
 }
 
+/* The path hash of a wildcard-free filter (equal to that of the topic names it matches). */
+static uint64_t mt_tree_exact_path(const struct mt_tree *t, const char *f, size_t len)
+{
+	const char *p = f, *end = f + len;
+	uint64_t path = mt_path_root(t->seed);
+
+	for (;;) {
+		const char *q = memchr(p, '/', (size_t)(end - p));
+		size_t wlen = q ? (size_t)(q - p) : (size_t)(end - p);
+		path = mt_path_child(path, mt_hash(p, wlen, t->seed));
+		if (!q)
+			return path;
+		p = q + 1;
+	}
+}
+
 static struct mt_term *mt_tree_get_exact(struct mt_tree *t, const char *f, size_t len, bool create,
 					 struct mt_tpos *pos)
 {
-	struct mt_exkey k = {mt_hash(f, len, t->seed), f, len};
+	struct mt_exkey k = {mt_tree_exact_path(t, f, len), f, len};
 	struct mt_texact *e = MT_HTAB_FIND(&t->exact, k.hash, mt_texact_eq, &k);
 
 	if (!e && create) {
@@ -135,6 +151,7 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 		return mt_tree_get_exact(t, f, len, create, pos);
 
 	struct mt_tnode *n = t->root;
+	uint64_t path = mt_path_root(t->seed);
 	const char *p = f, *end = f + len;
 	struct mt_term *term = NULL;
 
@@ -152,9 +169,10 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 		}
 		struct mt_tnode *c;
 		if (wlen == 1 && *p == '+') {
+			path = mt_path_child(path, MT_WH_PLUS);
 			c = n->plus;
 			if (!c && create) {
-				c = mt_tnode_new(n, NULL, 0, true, 0);
+				c = mt_tnode_new(n, NULL, 0, true, path);
 				if (!c)
 					return NULL;
 				MT_STORE_REL(&n->plus, c); /* pairs with MT_LOAD_ACQ in the walk */
@@ -162,12 +180,14 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 				MT_STORE_RLX(&t->nwild, t->nwild + 1);
 			}
 		} else {
-			c = mt_tree_child(t, n, p, wlen);
+			path = mt_path_child(path, mt_hash(p, wlen, t->seed));
+			struct mt_edgekey k = {path, n, p, wlen};
+			c = MT_HTAB_FIND(&t->edges, path, mt_tnode_eq, &k);
 			if (!c && create) {
-				c = mt_tnode_new(n, p, wlen, false,
-						 mt_edge_hash(t->seed, n, p, wlen));
+				c = mt_tnode_new(n, p, wlen, false, path);
 				if (!c)
 					return NULL;
+				/* pairs with the acquire slot load in MT_HARR_FIND (readers) */
 				if (mt_htab_insert(&t->edges, &c->h, t->rc) < 0) {
 					free(c);
 					return NULL;

@@ -100,6 +100,26 @@ TEST_F(MtIndexTest, EmptyLevels)
 	EXPECT_EQ(match("//"), 4u);
 }
 
+TEST_F(MtIndexTest, DeepAndLongLevels)
+{
+	/* The walk splits at most MT_LEVELS_MAX levels of a name; deeper names (beyond any valid
+	 * filter) still match '#' filters, and long words cross the eight-byte scan steps. */
+	std::string deep = "a";
+	for (int i = 0; i < MT_LEVELS_MAX + 10; i++)
+		deep += "/w";
+	ASSERT_EQ(add("#", 0), 0);
+	ASSERT_EQ(add("a/#", 1), 0);
+	ASSERT_EQ(add("a/w/+/#", 2), 0);
+	ASSERT_EQ(add("a/+", 3), 0);
+	EXPECT_EQ(match(deep), 7u);
+	const std::string lw = "a_very_long_level_word_over_eight/b/0123456789abcdef/x";
+	ASSERT_EQ(add(lw, 4), 0);
+	ASSERT_EQ(add("a_very_long_level_word_over_eight/+/0123456789abcdef/+", 5), 0);
+	EXPECT_EQ(match(lw), (1u << 0) | (1u << 4) | (1u << 5));
+	EXPECT_EQ(match("a_very_long_level_word_over_eight/b/0123456789abcdeF/x"), 1u);
+	EXPECT_EQ(match("a_very_long_level_word_over_eigh/b/0123456789abcdef/x"), 1u);
+}
+
 TEST_F(MtIndexTest, CountsPerCore)
 {
 	ASSERT_EQ(add("a/+", 5), 0);
