@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stack below TCP: configuration and life of a struct ns_stack, Ethernet demux, ARP
- * (requests, replies, a small cache with timeout, one held packet per unresolved neighbour,
- * gratuitous ARP on start), IPv4 input with header validation (fragments are dropped and
- * counted, not reassembled), ICMP echo, and IPv4 output with next-hop selection (on-link or
- * the configured gateway).
+ * (requests, replies, a small cache with timeout and unicast-poll refresh, one held packet per
+ * unresolved neighbour, gratuitous ARP on start), IPv4 input with header validation
+ * (fragments are dropped and counted, not reassembled), ICMP echo, and IPv4 output with
+ * next-hop selection (on-link or the configured gateway).
  *
  * The ARP cache is per stack, i.e. per worker core: every core learns from the ARP frames it
  * sees. A backend with several workers must hand every ARP frame to every worker (ns_dpdk.c
@@ -20,6 +20,8 @@
 #include "ns_tcp.h"
 
 static const uint8_t bcast_mac[NS_ETH_ALEN] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+#define NS_ARP_POLLS 3 /* unanswered unicast polls before an expired entry is given up */
 
 /* ---- hashing ----------------------------------------------------------------------------- */
 
@@ -314,6 +316,25 @@ void ip_output(struct ns_stack *st, struct ns_pkt *p, uint8_t *frame, uint16_t l
 		eth_send(st, p, frame, len, e->mac);
 		return;
 	}
+	/*
+	 * Expired but resolved: keep using the address while validating it with a unicast poll
+	 * (RFC 1122 2.3.2.1, "Unicast Poll"), one a second, and give it up only after
+	 * NS_ARP_POLLS unanswered polls. Holding traffic at every expiry instead cost a TCP flow
+	 * a whole RTO (or a backed-off one) whenever the broadcast request or its reply was lost:
+	 * one held packet survives, the rest of the window is dropped, and a new request waits
+	 * for the next output.
+	 */
+	if (e && e->resolved && e->polls < NS_ARP_POLLS) {
+		uint8_t mac[NS_ETH_ALEN];
+		memcpy(mac, e->mac, NS_ETH_ALEN);
+		if (e->poll_us <= st->now_us) {
+			e->polls++;
+			e->poll_us = st->now_us + 1000000;
+			arp_send(st, NS_ARP_REQUEST, mac, hop, mac);
+		}
+		eth_send(st, p, frame, len, mac);
+		return;
+	}
 	/* Unresolved: keep this packet (the newest replaces an older one) and ask, at most once
 	 * per second per neighbour. TCP's retransmissions recover what is dropped meanwhile. */
 	if (!e || e->resolved) {
@@ -361,6 +382,8 @@ static void arp_input(struct ns_stack *st, const uint8_t *f, uint32_t len)
 			e = arp_slot(st, spa);
 		memcpy(e->mac, sha, NS_ETH_ALEN);
 		e->resolved = true;
+		e->polls = 0;
+		e->poll_us = 0;
 		e->expires_us = st->now_us + (uint64_t)st->cfg.arp_timeout_ms * 1000;
 		if (e->held) {
 			struct ns_pkt *p = e->held;

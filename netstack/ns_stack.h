@@ -108,6 +108,8 @@ struct ns_arp_entry {
 	uint8_t mac[NS_ETH_ALEN];
 	bool resolved;
 	uint64_t expires_us;  /* resolved: valid until; unresolved: next request allowed at */
+	uint64_t poll_us;     /* resolved but expired: next unicast poll allowed at */
+	uint8_t polls;        /* unicast polls unanswered since expiry */
 	struct ns_pkt *held;  /* one packet waiting for the answer (RFC 1122 2.3.2.2) */
 	uint8_t *held_frame;
 	uint16_t held_len;

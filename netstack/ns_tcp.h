@@ -101,10 +101,12 @@ struct ns_tcb {
 	bool fin_queued;       /* our FIN follows the queued bytes */
 	bool fin_sent;         /* fin_seq is valid */
 	bool fin_rcvd;
+	bool fin_ooo;          /* the peer's FIN arrived out of order; fin_ooo_seq is valid */
 	bool ack_now;          /* send an ACK at the next flush */
 	bool ts_ok, ws_ok;     /* negotiated options */
 	bool in_recovery;      /* NewReno fast recovery (RFC 6582) */
 	bool rtt_timing;       /* rtt_seq is being timed (no timestamps) */
+	bool rto_karn;         /* rto_tsval/rto_high valid: older echoes are no RTT sample */
 	int err;               /* for CLOSED */
 
 	/* send side */
@@ -123,9 +125,12 @@ struct ns_tcb {
 	uint64_t rtt_start_us;
 	uint32_t srtt_us, rttvar_us, rto_us;
 	uint32_t ts_recent;    /* RFC 7323 TS.Recent */
+	uint32_t rto_tsval;    /* our TSval when the last RTO retransmitted */
+	uint32_t rto_high;     /* snd_max at that RTO: past it, rto_karn is cleared */
 
 	/* receive side */
 	uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge of the window advertised */
+	uint32_t fin_ooo_seq;  /* sequence number of a FIN held out of order */
 	struct ns_seg *rq_head, *rq_tail;
 	struct ns_seg *ooo;
 	uint32_t rq_bytes, ooo_bytes, nsegs;
@@ -179,6 +184,8 @@ void tcp_send_rst(struct ns_stack *st, struct ns_tcb *t);
 uint32_t tcp_rcv_window(const struct ns_stack *st, const struct ns_tcb *t);
 void tcp_timer_run(struct ns_stack *st, struct ns_tcb *t);
 void tcp_rtt_sample(struct ns_stack *st, struct ns_tcb *t, uint32_t rtt_us);
+/* RTO from SRTT and RTTVAR (RFC 6298 2.3), clamped to [rto_min, rto_max]: drops any backoff. */
+void tcp_rto_update(struct ns_stack *st, struct ns_tcb *t);
 uint32_t tcp_ts_now(const struct ns_stack *st);
 
 /* ---- ns_ip.c ---- */

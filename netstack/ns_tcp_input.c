@@ -10,7 +10,7 @@
  * segment) until the engine has seen it. Out-of-order segments are kept sorted by sequence
  * number and trimmed against their neighbours when inserted, so the queue never overlaps; they
  * move to the in-order queue when the hole before them fills. A FIN that arrives out of order
- * is not remembered: the peer retransmits it.
+ * is remembered by its sequence number (fin_ooo) and processed when the hole fills.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -368,15 +368,30 @@ static void data_input(struct ns_stack *st, struct ns_tcb *t, struct ns_pkt *p,
 		st->xs.tcp_rcv_drop++;
 		t->ack_now = true;
 	}
-	if (plen) {
-		if (seq != t->rcv_nxt) {
+	if ((plen || fin) && seq != t->rcv_nxt) {
+		/* Out of order. The FIN is remembered with its sequence number (RFC 9293 3.10.7.4
+		 * lets a receiver hold segments beyond RCV.NXT for later processing; the FIN is
+		 * part of one): dropping it cost the peer a retransmission timeout at the very end
+		 * of every transfer whose last segments were reordered or followed a loss. */
+		if (plen) {
 			if (t->nsegs >= st->cfg.max_segs)
 				st->xs.tcp_rcv_drop++;
 			else
 				ooo_insert(st, t, p, data, seq, plen);
-			t->ack_now = true; /* a duplicate ACK tells the sender (RFC 5681 4.2) */
-			fin = false;
-		} else if (t->user != U_OPEN) {
+		}
+		if (fin) {
+			t->fin_ooo = true;
+			t->fin_ooo_seq = seq + plen;
+		}
+		/* RFC 5681 4.2: "A TCP receiver SHOULD send an immediate duplicate ACK when an
+		 * out-of-order segment arrives." One per segment, now: the flag below coalesced
+		 * all that a receive burst brought into a single ACK at flush, and a sender needs
+		 * three duplicates to fast retransmit (RFC 5681 3.2). */
+		tcp_send_ack(st, t);
+		return;
+	}
+	if (plen) {
+		if (t->user != U_OPEN) {
 			/* the engine closed: acknowledge and discard */
 			t->rcv_nxt += plen;
 			ooo_drain(st, t);
@@ -405,7 +420,19 @@ static void data_input(struct ns_stack *st, struct ns_tcb *t, struct ns_pkt *p,
 			}
 		}
 	}
+	if (t->fin_ooo && !fin) {
+		/* the hole before a FIN held out of order has filled: process it now */
+		if (t->fin_ooo_seq == t->rcv_nxt)
+			fin = true;
+		else if (seq_lt(t->fin_ooo_seq, t->rcv_nxt))
+			t->fin_ooo = false; /* data beyond the peer's own FIN: forget it */
+		if (fin) {
+			seq = t->rcv_nxt;
+			plen = 0;
+		}
+	}
 	if (fin && seq + plen == t->rcv_nxt) {
+		t->fin_ooo = false;
 		t->rcv_nxt++;
 		t->ack_now = true;
 		switch (t->state) {
@@ -462,9 +489,36 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 		uint32_t acked = ack - t->snd_una;
 		uint32_t data = acked < t->sb_len ? acked : t->sb_len;
 		if (t->ts_ok && op->ts && op->tsecr) {
+			/*
+			 * RFC 7323 4.1 RTTM: TSecr gives a sample when SND.UNA advances. But Karn's
+			 * ambiguity (RFC 6298 3) returns after a timeout: when the original segment
+			 * arrived and only its ACK was lost, the receiver answers our
+			 * retransmission as a duplicate, outside its window, and RFC 7323 5.3 (R2
+			 * before R3) makes it echo the TS.Recent of the *original* transmission.
+			 * The "RTT" is then the whole backed-off RTO; fed to RFC 6298 (2.3) it
+			 * inflates RTTVAR and the next RTO, whose next lost ACK yields a larger
+			 * sample still: under heavy loss the RTO ratchets up to rto_max and the
+			 * transfer stalls. So an echo older than the TSval of our last timeout
+			 * retransmission is no sample; one from a later transmission is
+			 * unambiguous.
+			 *
+			 * Such an ACK still proves the path delivers, and under sustained loss the
+			 * ACKs of post-timeout data are often lost before they can give a sample:
+			 * had the backoff been kept until then (RFC 6298, note after 5.7), recovery
+			 * after recovery would double it again and again (seen as 0.8, 1.6, ... 51
+			 * s with progress in between). So it collapses to the RFC 6298 (2.3) value
+			 * of the unpolluted SRTT/RTTVAR, which is what Linux and BSD reach too,
+			 * through a sample from this very echo that we refuse to take.
+			 */
 			uint32_t r = tcp_ts_now(st) - op->tsecr;
-			if (r < 60000)
+			bool stale = t->rto_karn && seq_lt(op->tsecr, t->rto_tsval);
+			if (r < 60000 && !stale)
 				tcp_rtt_sample(st, t, r * 1000);
+			else if (stale && t->srtt_us)
+				tcp_rto_update(st, t);
+			/* all that preceded the timeout is acknowledged: echoes are fresh again */
+			if (t->rto_karn && seq_ge(ack, t->rto_high))
+				t->rto_karn = false;
 		} else if (t->rtt_timing && seq_gt(ack, t->rtt_seq)) {
 			tcp_rtt_sample(st, t, (uint32_t)(st->now_us - t->rtt_start_us));
 			t->rtt_timing = false;
@@ -526,6 +580,8 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 		} else if (t->dupacks > 3 && t->in_recovery) {
 			t->cwnd += mss; /* inflate; new data goes at flush */
 			tcb_dirty(st, t);
+		} else if (t->dupacks < 3 && !t->in_recovery) {
+			tcb_dirty(st, t); /* limited transmit: see tcp_output */
 		}
 	}
 	/* window update (RFC 9293 3.10.7.4, fifth check) */

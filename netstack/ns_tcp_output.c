@@ -24,15 +24,30 @@ uint32_t tcp_ts_now(const struct ns_stack *st)
 	return (uint32_t)(st->now_us / 1000) + ((uint32_t)st->cfg.secret[0] << 24);
 }
 
+/*
+ * The window to announce. Two rules, both RFC 9293 3.8.6.2.2:
+ *  - never move the right edge we announced (rcv_adv) back: the window is at least
+ *    rcv_adv - rcv_nxt;
+ *  - receiver-side SWS avoidance: move the right edge forward only when it advances by at
+ *    least min(rcv_buf / 2, MSS), i.e. keep RCV.NXT + RCV.WND fixed until
+ *    RCV.BUFF - RCV.USER - RCV.WND >= min(Fr * RCV.BUFF, Eff.snd.MSS), Fr = 1/2.
+ * The second rule is what makes duplicate ACKs duplicates. Each out-of-order segment takes
+ * buffer space, and without it every ACK for the hole announced a window a segment smaller
+ * than the last; RFC 5681 2 counts an ACK as a duplicate only if "the advertised window in the
+ * incoming acknowledgment equals the advertised window in the last incoming acknowledgment",
+ * so the sender (ours, or Linux without SACK) never reached three duplicates, never fast
+ * retransmitted, and every loss cost a retransmission timeout.
+ */
 uint32_t tcp_rcv_window(const struct ns_stack *st, const struct ns_tcb *t)
 {
 	uint32_t used = t->rq_bytes + t->ooo_bytes;
 	uint32_t space = st->cfg.rcv_buf > used ? st->cfg.rcv_buf - used : 0;
 	if (t->nsegs >= st->cfg.max_segs)
 		space = 0;
-	/* never move the right edge we announced back (RFC 9293 3.8.6.2.2) */
 	uint32_t left = seq_gt(t->rcv_adv, t->rcv_nxt) ? t->rcv_adv - t->rcv_nxt : 0;
-	return space > left ? space : left;
+	uint32_t mss = t->mss ? t->mss : 536;
+	uint32_t step = st->cfg.rcv_buf / 2 < mss ? st->cfg.rcv_buf / 2 : mss;
+	return space >= left + step ? space : left;
 }
 
 /* Copies len bytes at offset off (from snd_una) of the send buffer into dst. */
@@ -131,9 +146,19 @@ int tcp_send_seg(struct ns_stack *st, struct ns_tcb *t, uint8_t flags, uint32_t 
 	return 0;
 }
 
+/*
+ * A pure ACK carries SEQ = snd_max, the next new octet, not snd_nxt (as BSD's tcp_output does
+ * for segments without data, SYN or FIN). After an RTO snd_nxt goes back to snd_una, and when
+ * the peer had in fact received beyond snd_una (only its ACKs were lost), an ACK stamped with
+ * the rewound snd_nxt lies below its RCV.NXT: RFC 9293 3.10.7.4 makes a zero-length segment
+ * acceptable only if RCV.NXT =< SEG.SEQ < RCV.NXT + RCV.WND, so the peer drops it, and the
+ * acknowledgment in it with it. With data flowing both ways (the echo test against Linux)
+ * both sides then discarded each other's ACKs and retransmitted under backoff: tens of seconds
+ * without progress.
+ */
 void tcp_send_ack(struct ns_stack *st, struct ns_tcb *t)
 {
-	tcp_send_seg(st, t, NS_TH_ACK, t->snd_nxt, 0, 0);
+	tcp_send_seg(st, t, NS_TH_ACK, t->snd_max, 0, 0);
 }
 
 void tcp_send_rst(struct ns_stack *st, struct ns_tcb *t)
@@ -191,7 +216,17 @@ void tcp_output(struct ns_stack *st, struct ns_tcb *t)
 
 	if (can_data) {
 		uint32_t mss = mss_eff(st, t);
-		uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+		/*
+		 * RFC 3042 Limited Transmit (RFC 5681 3.2: SHOULD): on the first and second
+		 * duplicate ACK send one new segment each, up to cwnd + 2 * SMSS outstanding and
+		 * within the peer's window, without changing cwnd. With the small windows that
+		 * heavy loss leaves (two or three segments), a loss otherwise cannot produce the
+		 * three duplicates fast retransmit needs, and every loss costs an RTO.
+		 */
+		uint32_t cw = t->cwnd;
+		if (t->dupacks && t->dupacks < 3 && !t->in_recovery && t->snd_nxt == t->snd_max)
+			cw += t->dupacks * mss;
+		uint32_t wnd = t->snd_wnd < cw ? t->snd_wnd : cw;
 		for (unsigned guard = 0; guard < 4096; guard++) {
 			uint32_t flight = t->snd_nxt - t->snd_una;
 			uint32_t off = flight < t->sb_len ? flight : t->sb_len;
@@ -259,6 +294,12 @@ void tcp_rtt_sample(struct ns_stack *st, struct ns_tcb *t, uint32_t r)
 		if (!t->srtt_us)
 			t->srtt_us = 1;
 	}
+	tcp_rto_update(st, t);
+}
+
+void tcp_rto_update(struct ns_stack *st, struct ns_tcb *t)
+{
+	/* RFC 6298 (2.3): RTO = SRTT + max(G, K * RTTVAR), K = 4 */
 	uint64_t k = 4ull * t->rttvar_us;
 	uint64_t rto = t->srtt_us + (k > 1000 ? k : 1000);
 	if (rto < st->cfg.rto_min_ms * 1000ull)
@@ -283,6 +324,10 @@ static void on_rto(struct ns_stack *st, struct ns_tcb *t)
 		rto = st->cfg.rto_max_ms * 1000ull;
 	t->rto_us = (uint32_t)rto;
 	t->rtt_timing = false; /* Karn: no sample from a retransmitted segment */
+	/* the timestamp counterpart (see ack_input): echoes older than this are ambiguous */
+	t->rto_karn = true;
+	t->rto_tsval = tcp_ts_now(st);
+	t->rto_high = t->snd_max;
 	t->t_rexmt = st->now_us + t->rto_us;
 	st->xs.tcp_retransmits++;
 	if (t->state == TS_SYN_SENT) {

@@ -24,7 +24,20 @@
 struct echo_conn {
 	uint8_t *held; /* bytes a refused ns_send() still owes the peer */
 	size_t held_len;
+	struct echo_conn *prev, *next; /* open connections, freed at exit if still open */
 };
+
+static struct echo_conn *open_conns;
+
+static void conn_unlink(struct echo_conn *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		open_conns = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+}
 
 static volatile sig_atomic_t stop;
 
@@ -34,10 +47,16 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/*
+ * Echoes d, or holds it when the send queue is full. Once something is held, everything after
+ * it is held too, even if ns_send() would now take it: DATA events already collected in the
+ * same ns_poll() batch arrive after ns_pause_rx(), and a smaller chunk that fits would
+ * otherwise overtake the held bytes and the echo would come back reordered.
+ */
 static int send_or_hold(struct ns_conn *c, struct echo_conn *e, const uint8_t *d, size_t len)
 {
 	struct iovec v = {(void *)(uintptr_t)d, len};
-	int rc = ns_send(c, &v, 1);
+	int rc = e->held_len ? -ENOBUFS : ns_send(c, &v, 1);
 	if (rc != -ENOBUFS)
 		return rc;
 	uint8_t *n = realloc(e->held, e->held_len + len);
@@ -106,7 +125,8 @@ int main(int argc, char **argv)
 		unsigned n = ns_poll(w, ev, 256, 10);
 		for (unsigned i = 0; i < n; i++) {
 			struct ns_conn *c = ev[i].conn;
-			struct echo_conn *e = ev[i].user;
+			/* not ev[i].user: DATA collected with its ACCEPT predates set_user */
+			struct echo_conn *e = ns_conn_user(c);
 			switch (ev[i].type) {
 			case NS_EV_ACCEPT:
 				e = calloc(1, sizeof(*e));
@@ -115,8 +135,14 @@ int main(int argc, char **argv)
 					break;
 				}
 				ns_conn_set_user(c, e);
+				e->next = open_conns;
+				if (open_conns)
+					open_conns->prev = e;
+				open_conns = e;
 				break;
 			case NS_EV_DATA:
+				if (!e)
+					break; /* no state (calloc failed): already being reset */
 				if (send_or_hold(c, e, ev[i].data, ev[i].len) != 0)
 					ns_close(c, false);
 				break;
@@ -131,6 +157,7 @@ int main(int argc, char **argv)
 				break;
 			case NS_EV_CLOSED:
 				if (e) {
+					conn_unlink(e);
 					free(e->held);
 					free(e);
 				}
@@ -153,5 +180,12 @@ int main(int argc, char **argv)
 		ns_dpdk_dump_stats(t, stderr);
 	}
 	ns_destroy(t);
+	/* connections still open when we were told to stop (a peer's FIN still in flight) */
+	while (open_conns) {
+		struct echo_conn *e = open_conns;
+		conn_unlink(e);
+		free(e->held);
+		free(e);
+	}
 	return 0;
 }
