@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng_file.h"
 #include "eng_internal.h"
 
 enum {
@@ -233,37 +234,12 @@ fail:
 
 struct eng_acl *eng_acl_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	struct eng_acl *a = NULL;
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	size_t len;
+	char *buf = eng_file_read(path, ENG_FILE_MAX, &len, err, errlen);
+	if (!buf)
 		return NULL;
-	}
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *nb = cap <= (64u << 20) ? realloc(buf, cap) : NULL;
-			if (!nb) {
-				snprintf(err, errlen, "%s: too large or out of memory", path);
-				goto out;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	if (ferror(f))
-		snprintf(err, errlen, "%s: read error", path);
-	else
-		a = eng_acl_parse(buf, len, path, err, errlen);
-out:
+	struct eng_acl *a = eng_acl_parse(buf, len, path, err, errlen);
 	free(buf);
-	fclose(f);
 	return a;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "eng_config.h"
+#include "eng_file.h"
 
 enum opt_type {
 	OT_U32,
@@ -265,40 +266,12 @@ int eng_config_parse(struct eng_config *cfg, const char *text, size_t len, const
 
 int eng_config_load(struct eng_config *cfg, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
-		return -e;
-	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int rc = 0;
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *nb = cap <= (64u << 20) ? realloc(buf, cap) : NULL;
-			if (!nb) {
-				snprintf(err, errlen, "%s: too large or out of memory", path);
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error", path);
-		rc = -EIO;
-		goto out;
-	}
-	rc = eng_config_parse(cfg, buf, len, path, err, errlen);
-out:
+	size_t len;
+	char *buf = eng_file_read(path, ENG_FILE_MAX, &len, err, errlen);
+	if (!buf)
+		return -errno;
+	int rc = eng_config_parse(cfg, buf, len, path, err, errlen);
 	free(buf);
-	fclose(f);
 	return rc;
 }
 

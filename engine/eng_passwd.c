@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "eng_passwd.h"
+#include "eng_file.h"
 
 #define PREFIX "$pbkdf2-sha512$"
 #define ITER_MAX 10000000u
@@ -143,33 +144,12 @@ fail_parse:
 
 struct eng_passwd *eng_passwd_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	size_t len;
+	char *buf = eng_file_read(path, 4 * (size_t)ENG_FILE_MAX, &len, err, errlen);
+	if (!buf)
 		return NULL;
-	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	struct eng_passwd *pw = NULL;
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *nb = cap <= (256u << 20) ? realloc(buf, cap) : NULL;
-			if (!nb) {
-				snprintf(err, errlen, "%s: too large or out of memory", path);
-				goto out;
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	pw = eng_passwd_parse(buf, len, path, err, errlen);
-out:
+	struct eng_passwd *pw = eng_passwd_parse(buf, len, path, err, errlen);
 	free(buf);
-	fclose(f);
 	return pw;
 }
 

@@ -15,6 +15,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "eng_file.h"
 #include "eng_passwd.h"
 
 static void usage(void)
@@ -22,35 +23,6 @@ static void usage(void)
 	fprintf(stderr, "usage: tachyon_passwd [-c] FILE USER            (password from stdin)\n"
 			"       tachyon_passwd [-c] -b FILE USER PASSWORD\n"
 			"       tachyon_passwd -D FILE USER\n");
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0;
-	*len = 0;
-	if (!f)
-		return errno == ENOENT ? calloc(1, 1) : NULL;
-	for (;;) {
-		if (*len + 4096 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + *len, 1, cap - *len - 1, f);
-		if (n == 0)
-			break;
-		*len += n;
-	}
-	fclose(f);
-	buf[*len] = '\0';
-	return buf;
 }
 
 /* Reads one line from stdin without echo when it is a terminal. */
@@ -115,9 +87,15 @@ int main(int argc, char **argv)
 	}
 
 	size_t len = 0;
-	char *old = create ? calloc(1, 1) : read_file(path, &len);
-	if (!old) {
-		fprintf(stderr, "tachyon_passwd: %s: %s\n", path, strerror(errno));
+	char msg[512];
+	char *old = create ? NULL : eng_file_read(path, 4 * (size_t)ENG_FILE_MAX, &len, msg,
+						 sizeof(msg));
+	if (!old && !create && errno != ENOENT) {
+		fprintf(stderr, "tachyon_passwd: %s\n", msg);
+		return 1;
+	}
+	if (!old && !(old = calloc(1, 1))) { /* a new file starts empty */
+		fprintf(stderr, "tachyon_passwd: out of memory\n");
 		return 1;
 	}
 	char tmp[4096];
