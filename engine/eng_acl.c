@@ -114,17 +114,16 @@ struct eng_acl *eng_acl_parse(const char *text, size_t len, const char *name, ch
 	uint32_t cap = 0, line = 0;
 	uint8_t scope = AR_ANON;
 	char *owner = NULL;
-	size_t i = 0;
+	struct eng_lines ls = {text, len, 0, 0};
+	const char *s;
+	size_t ll;
 
 	if (!a)
 		goto oom;
-	while (i < len) {
-		const char *s = text + i, *end, *w, *rest;
+	while (eng_line_next(&ls, &s, &ll)) {
+		const char *end = s + ll, *w, *rest;
 		size_t wl;
-		while (i < len && text[i] != '\n')
-			i++;
-		end = text + i++;
-		line++;
+		line = ls.no;
 		if (memchr(s, '\0', (size_t)(end - s))) {
 			snprintf(err, errlen, "%s:%u: NUL byte in the line", name, line);
 			goto fail;

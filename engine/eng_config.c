@@ -212,15 +212,13 @@ int eng_config_parse(struct eng_config *cfg, const char *text, size_t len, const
 		     char *err, size_t errlen)
 {
 	char key[64], value[ENG_CONFIG_ARGS], msg[512];
-	unsigned line = 0;
-	size_t i = 0;
+	struct eng_lines ls = {text, len, 0, 0};
+	const char *lp;
+	size_t ll;
 
-	while (i < len) {
-		size_t start = i, end;
-		while (i < len && text[i] != '\n')
-			i++;
-		end = i++;
-		line++;
+	while (eng_line_next(&ls, &lp, &ll)) {
+		unsigned line = ls.no;
+		size_t start = (size_t)(lp - text), end = start + ll;
 		while (start < end && is_space(text[start]))
 			start++;
 		while (end > start && is_space(text[end - 1]))

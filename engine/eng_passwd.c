@@ -94,19 +94,15 @@ struct eng_passwd *eng_passwd_parse(const char *text, size_t len, const char *na
 {
 	struct eng_passwd *pw = calloc(1, sizeof(*pw));
 	size_t cap = 0;
-	unsigned line = 0;
-	size_t i = 0;
+	struct eng_lines ls = {text, len, 0, 0};
+	const char *lp;
+	size_t ll;
 
 	if (!pw)
 		goto fail_oom;
-	while (i < len) {
-		size_t start = i, end;
-		while (i < len && text[i] != '\n')
-			i++;
-		end = i++;
-		line++;
-		if (end > start && text[end - 1] == '\r')
-			end--;
+	while (eng_line_next(&ls, &lp, &ll)) {
+		unsigned line = ls.no;
+		size_t start = (size_t)(lp - text), end = start + ll;
 		if (start == end || text[start] == '#')
 			continue;
 		if (pw->n == cap) {
