@@ -45,6 +45,17 @@ static int fail(struct dec *d, uint8_t reason, const char *what)
 #define MALFORMED(d, what) fail(d, ENG_RC_MALFORMED, what)
 #define PROTOCOL(d, what) fail(d, ENG_RC_PROTOCOL_ERROR, what)
 
+/*
+ * Zeroes a property block (the contract: absent properties read as zero). A copy of a zero
+ * constant compiles to a few vector stores; memset of this size became "rep stos", whose
+ * start-up cost was about a quarter of decoding a small PUBLISH.
+ */
+static inline void props_zero(struct eng_props *pr)
+{
+	static const struct eng_props zero;
+	*pr = zero;
+}
+
 static inline size_t left(const struct dec *d)
 {
 	return (size_t)(d->end - d->p);
@@ -172,7 +183,7 @@ static int get_props(struct dec *d, unsigned place, struct eng_props *pr)
 	uint32_t len;
 	int rc;
 
-	memset(pr, 0, sizeof(*pr));
+	props_zero(pr);
 	if (eng_get_vbi(&d->p, d->end, &len) != 1)
 		return MALFORMED(d, "property length malformed or runs past the packet");
 	if (len > left(d))
@@ -254,7 +265,7 @@ static int get_props_v(struct dec *d, unsigned place, struct eng_props *pr)
 {
 	if (d->version == ENG_V5)
 		return get_props(d, place, pr);
-	memset(pr, 0, sizeof(*pr));
+	props_zero(pr);
 	return 0;
 }
 
@@ -301,7 +312,7 @@ static bool reason_ok(uint8_t type, uint8_t rc)
 static int get_reason_tail(struct dec *d, uint8_t *reason, struct eng_props *pr)
 {
 	*reason = 0;
-	memset(pr, 0, sizeof(*pr));
+	props_zero(pr);
 	if (d->p == d->end)
 		return 0;
 	*reason = *d->p++;
@@ -371,7 +382,7 @@ static int dec_connect(struct dec *d, struct eng_connect *c)
 		if (c->will_topic.len == 0)
 			return fail(d, ENG_RC_TOPIC_NAME_INVALID, "will topic is empty");
 	} else {
-		memset(&c->will_props, 0, sizeof(c->will_props));
+		props_zero(&c->will_props);
 	}
 
 	memset(&c->username, 0, sizeof(c->username));
@@ -452,7 +463,7 @@ static int dec_ack(struct dec *d, struct eng_ack *a)
 	if (d->version == ENG_V5)
 		return get_reason_tail(d, &a->reason, &a->props);
 	a->reason = 0;
-	memset(&a->props, 0, sizeof(a->props));
+	props_zero(&a->props);
 	return no_trailing(d, "acknowledgement longer than 2 bytes");
 }
 
@@ -545,7 +556,7 @@ static int dec_reason_pkt(struct dec *d, struct eng_reason_pkt *r)
 		return rc;
 	}
 	r->reason = 0;
-	memset(&r->props, 0, sizeof(r->props));
+	props_zero(&r->props);
 	return no_trailing(d, "3.x DISCONNECT with a body");
 }
 
