@@ -256,6 +256,7 @@ static void adopt(struct eng_client *c, struct eng_claim *cl)
 		c->q_tail = q;
 	c->q_count = cl->q_count;
 	c->q_bytes = cl->q_bytes;
+	eng_queue_level(c);
 	c->qos2_bits = cl->qos2_bits;
 	c->qos2_count = cl->qos2_count;
 	c->next_pid = cl->next_pid;
@@ -429,6 +430,7 @@ void eng_conn_lost(struct eng_client *c, bool publish_will)
 {
 	struct eng_worker *w = c->w;
 
+	eng_dack_drop(c); /* held-back acks die with the connection; the client resends */
 	switch (c->state) {
 	case CS_NEW:
 		c->state = CS_GONE;
@@ -583,6 +585,7 @@ void eng_takeover(struct eng_worker *w, struct eng_claim *cl)
 			old->inf_head = old->inf_tail = old->q_head = old->q_tail = NULL;
 			old->inflight = old->q_count = 0;
 			old->q_bytes = 0;
+			eng_queue_level(old);
 			old->qos2_bits = NULL;
 			old->qos2_count = 0;
 		} else {

@@ -75,6 +75,7 @@ struct eng_passwd;
 	X(drop_no_share)     /* shared-group messages with no member left anywhere */          \
 	X(ring_overflow)     /* items parked because a ring was full (delivered later) */      \
 	X(pool_fallback)     /* allocations that missed a pool */                              \
+	X(acks_deferred)     /* QoS 1/2 acks held back while a target queue was over its limit */\
 	X(subs_added)                                                                          \
 	X(subs_removed)                                                                        \
 	X(sessions_expired)
@@ -223,6 +224,14 @@ struct eng_client {
 	uint64_t *qos2_bits;      /* 65536-bit set of inbound QoS 2 ids, lazily allocated */
 	char **alias_in;          /* inbound topic aliases [1..topic_alias_maximum], lazily */
 	struct eng_acl_set *acl;  /* this client's rules (%u, %c substituted), NULL: allow all */
+	/* Back-pressure (eng_publish.c): this session's queue is at its limit (counted in its
+	 * worker's congested), and the acks this client's publishes wait for. */
+	bool over;
+	bool dack_listed;         /* on the worker's dack_list */
+	uint32_t dack_n, dack_cap;
+	uint32_t *dack;           /* type << 24 | reason << 16 | packet id, in arrival order */
+	uint64_t dack_cores;      /* cores the held-back messages went to */
+	struct eng_client *dack_next;
 	struct eng_client *hnext; /* worker's client id table chain */
 	struct eng_client *prev, *next; /* worker's list of clients */
 };
@@ -350,10 +359,15 @@ struct eng_worker {
 	uint8_t *scratch;           /* packet encoding */
 	const uint8_t *cur_pkt;     /* bytes of the packet being handled (byte forwarding) */
 	uint32_t cur_pkt_len;
+	struct eng_client *dack_list; /* clients with held-back acks */
+	uint64_t route_cores;         /* cores the last eng_route() reached */
 	uint32_t shutdown_phase;
 	uint64_t shutdown_deadline;
 	/* sleep announcement: see eng_worker_wake() */
 	alignas(ENG_CACHE_LINE) _Atomic bool sleeping;
+	/* Sessions of this core whose queue is at its limit. Written by this worker only,
+	 * read by every worker routing here (relaxed: a hint, read again at every publish). */
+	alignas(ENG_CACHE_LINE) _Atomic uint32_t congested;
 	alignas(ENG_CACHE_LINE) struct eng_stats stats;
 };
 
@@ -480,6 +494,13 @@ void eng_route_share(struct eng_worker *w, struct eng_msg *m, uint64_t group, ui
 void eng_deliver(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool retain,
 		 const uint32_t *ids, uint32_t nids);
 void eng_pump(struct eng_client *c);
+/* Keeps c->over and the worker's congestion count in step with c's queue level. */
+void eng_queue_level(struct eng_client *c);
+/* Sends the acks held back for publishers whose target cores are no longer congested; all of
+ * them when force (shutdown). Worker thread, once per loop. */
+void eng_dack_flush(struct eng_worker *w, bool force);
+/* Forgets c's held-back acks (its connection is gone) and takes it off the worker's list. */
+void eng_dack_drop(struct eng_client *c);
 void eng_resend_inflight(struct eng_client *c);
 void eng_queue_free(struct eng_worker *w, struct eng_qent *q);
 

@@ -26,12 +26,29 @@
  * The queue is bounded in messages and bytes (max_queued_messages / max_queued_bytes); a full
  * queue drops by drop_policy, counted in drop_queue_full. QoS 0 goes straight to the
  * transport when nothing is queued ahead of it.
+ *
+ * Back-pressure instead of loss (QoS 1/2 to an online session): a message that was
+ * acknowledged to its publisher must not be dropped because a subscriber is slow. So a full
+ * queue of an online session still takes QoS 1/2 messages (what was acknowledged before the
+ * signal reached the publishers, and then at most each publisher's window), with a memory
+ * valve at ENG_HOLD_FACTOR times max_queued_bytes, and marks
+ * the session "over"; its worker's congested count (one atomic per core, written by its
+ * worker only) tells every worker that routes there. A publisher whose QoS 1/2 message went to
+ * a congested core gets its PUBACK/PUBREC held back, in order, until those cores are clear
+ * again: MQTT's own flow control (the publisher's Receive Maximum / inflight window) then
+ * stops it, while its connection keeps being read (acks still flow, so no cycle of waiting
+ * clients can deadlock). Beyond that, or for offline sessions, the drop policy applies and
+ * is counted.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eng_internal.h"
+
+/* The memory valve of an online session's queue for QoS 1/2, in max_queued_bytes (see
+ * "Back-pressure"). */
+#define ENG_HOLD_FACTOR 8u
 
 static bool qos2_test(const struct eng_client *c, uint16_t id)
 {
@@ -158,6 +175,19 @@ static uint64_t msg_bytes(const struct eng_msg *m)
 	return m->topic.len + m->payload.len + 16u;
 }
 
+void eng_queue_level(struct eng_client *c)
+{
+	const struct eng_config *cfg = &c->w->eng->cfg;
+	bool over = c->q_count >= cfg->max_queued_messages || c->q_bytes >= cfg->max_queued_bytes;
+
+	if (over == c->over)
+		return;
+	c->over = over;
+	uint32_t n = atomic_load_explicit(&c->w->congested, memory_order_relaxed);
+	/* single writer (this worker); readers only test it against zero */
+	atomic_store_explicit(&c->w->congested, over ? n + 1 : n - 1, memory_order_relaxed);
+}
+
 static void qent_pop(struct eng_client *c)
 {
 	struct eng_qent *q = c->q_head;
@@ -167,6 +197,8 @@ static void qent_pop(struct eng_client *c)
 	c->q_count--;
 	c->q_bytes -= msg_bytes(q->msg);
 	q->next = NULL;
+	if (c->over)
+		eng_queue_level(c);
 }
 
 void eng_pump(struct eng_client *c)
@@ -242,7 +274,10 @@ static void enqueue(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool r
 	uint64_t bytes = msg_bytes(m);
 	struct eng_qent *q;
 
+	bool hold = qos && c->state == CS_ONLINE && c->conn; /* see "Back-pressure" above */
 	while (c->q_count >= cfg->max_queued_messages || c->q_bytes + bytes > cfg->max_queued_bytes) {
+		if (hold && c->q_bytes + bytes <= ENG_HOLD_FACTOR * (uint64_t)cfg->max_queued_bytes)
+			break;
 		ENG_STAT_INC(&w->stats, drop_queue_full);
 		if (cfg->drop_policy != ENG_DROP_OLDEST || !c->q_head)
 			return;
@@ -270,6 +305,7 @@ static void enqueue(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool r
 	c->q_tail = q;
 	c->q_count++;
 	c->q_bytes += bytes;
+	eng_queue_level(c);
 }
 
 void eng_deliver(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool retain,
@@ -368,6 +404,7 @@ bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher)
 		eng_post(e, w->id, e->nworkers, &it, false);
 	}
 	mask = mt_index_match(e->index, (const char *)m->topic.p, m->topic.len);
+	w->route_cores = mask;
 	for (uint64_t rest = mask & ~(UINT64_C(1) << w->id); rest; rest &= rest - 1) {
 		struct eng_ritem it = {.type = RI_PUB, .p = m};
 		post_msg(w, (unsigned)__builtin_ctzll(rest), &it);
@@ -378,6 +415,7 @@ bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher)
 	nshare = mt_index_share_match(e->index, (const char *)m->topic.p, m->topic.len,
 				      &w->share_ctx, picks, 16);
 	for (unsigned i = 0; i < nshare && i < 16; i++) {
+		w->route_cores |= UINT64_C(1) << picks[i].core;
 		if (picks[i].core == w->id) {
 			eng_route_share(w, m, picks[i].group_id, 0);
 		} else {
@@ -386,6 +424,100 @@ bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher)
 		}
 	}
 	return mask || nshare;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Held-back acks (see "Back-pressure" at the top).
+ */
+static bool cores_congested(const struct eng_worker *w, uint64_t cores)
+{
+	for (; cores; cores &= cores - 1) {
+		const struct eng_worker *t = w->eng->workers[__builtin_ctzll(cores)];
+		if (atomic_load_explicit(&t->congested, memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+static void dack_send_all(struct eng_client *c)
+{
+	uint32_t n = c->dack_n;
+	c->dack_n = 0; /* first: a send that closes the client drops nothing twice */
+	c->dack_cores = 0;
+	for (uint32_t i = 0; i < n && c->conn; i++) {
+		uint32_t a = c->dack[i];
+		send_ack(c, (uint8_t)(a >> 24), (uint16_t)a, (uint8_t)(a >> 16));
+	}
+}
+
+/* Sends the ack now, or holds it back behind earlier ones / while its targets are congested. */
+static void ack_publish(struct eng_client *c, uint8_t type, uint16_t pid, uint8_t reason,
+			uint64_t cores)
+{
+	struct eng_worker *w = c->w;
+
+	if (!c->dack_n && !cores_congested(w, cores)) {
+		send_ack(c, type, pid, reason);
+		return;
+	}
+	if (c->dack_n == c->dack_cap) {
+		uint32_t ncap = c->dack_cap ? c->dack_cap * 2 : 64;
+		uint32_t *nd = ncap <= 65536 ? realloc(c->dack, ncap * sizeof(*nd)) : NULL;
+		if (!nd) {
+			/* more held back than any window allows (a 3.x client without one): give up
+			 * holding, in order */
+			dack_send_all(c);
+			send_ack(c, type, pid, reason);
+			return;
+		}
+		c->dack = nd;
+		c->dack_cap = ncap;
+	}
+	c->dack[c->dack_n++] = (uint32_t)type << 24 | (uint32_t)reason << 16 | pid;
+	c->dack_cores |= cores;
+	ENG_STAT_INC(&w->stats, acks_deferred);
+	if (!c->dack_listed) {
+		c->dack_listed = true;
+		c->dack_next = w->dack_list;
+		w->dack_list = c;
+	}
+}
+
+void eng_dack_flush(struct eng_worker *w, bool force)
+{
+	struct eng_client **pp = &w->dack_list;
+
+	while (*pp) {
+		struct eng_client *c = *pp;
+		if (c->dack_n && c->conn && !force && cores_congested(w, c->dack_cores)) {
+			pp = &c->dack_next;
+			continue;
+		}
+		*pp = c->dack_next;
+		c->dack_listed = false;
+		if (c->conn)
+			dack_send_all(c);
+		c->dack_n = 0;
+	}
+}
+
+void eng_dack_drop(struct eng_client *c)
+{
+	struct eng_client **pp = &c->w->dack_list;
+
+	c->dack_n = 0;
+	c->dack_cores = 0;
+	while (c->dack_listed && *pp) {
+		if (*pp == c) {
+			*pp = c->dack_next;
+			c->dack_listed = false;
+			break;
+		}
+		pp = &(*pp)->dack_next;
+	}
+	free(c->dack);
+	c->dack = NULL;
+	c->dack_cap = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -442,8 +574,8 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 	if (mt_topic_name_check(&w->eng->mtcfg, (const char *)topic.p, topic.len, &why) != 0)
 		return refuse(c, ENG_RC_TOPIC_NAME_INVALID, why);
 	if (pub->qos == 2 && qos2_test(c, pub->packet_id)) {
-		/* a resend of a message already routed: acknowledge again only */
-		send_ack(c, ENG_PUBREC, pub->packet_id, 0);
+		/* a resend of a message already routed: acknowledge again only (in order) */
+		ack_publish(c, ENG_PUBREC, pub->packet_id, 0, 0);
 		return 0;
 	}
 	if (pub->qos == 2 && c->version == ENG_V5 && c->qos2_count >= cfg->receive_maximum)
@@ -453,9 +585,9 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 		ENG_INFO("client '%s': PUBLISH to '%.*s' denied by the ACL", c->client_id,
 			 (int)topic.len, (const char *)topic.p);
 		if (pub->qos == 1)
-			send_ack(c, ENG_PUBACK, pub->packet_id, ENG_RC_NOT_AUTHORIZED);
+			ack_publish(c, ENG_PUBACK, pub->packet_id, ENG_RC_NOT_AUTHORIZED, 0);
 		else if (pub->qos == 2)
-			send_ack(c, ENG_PUBREC, pub->packet_id, ENG_RC_NOT_AUTHORIZED);
+			ack_publish(c, ENG_PUBREC, pub->packet_id, ENG_RC_NOT_AUTHORIZED, 0);
 		return 0;
 	}
 	raw_ok = pub->qos == 0 && !(pub->props.present & (ENG_PBIT(ENG_PROP_TOPIC_ALIAS) |
@@ -474,13 +606,15 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 	matched = eng_route(w, m, c);
 	eng_msg_unref(m);
 	if (pub->qos == 1) {
-		send_ack(c, ENG_PUBACK, pub->packet_id,
-			 matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS);
+		ack_publish(c, ENG_PUBACK, pub->packet_id,
+			    matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS,
+			    w->route_cores);
 	} else if (pub->qos == 2) {
 		if (qos2_set(c, pub->packet_id) != 0)
 			return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
-		send_ack(c, ENG_PUBREC, pub->packet_id,
-			 matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS);
+		ack_publish(c, ENG_PUBREC, pub->packet_id,
+			    matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS,
+			    w->route_cores);
 	}
 	return c->conn ? 0 : -EPIPE;
 }

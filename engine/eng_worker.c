@@ -141,6 +141,10 @@ void eng_client_put(struct eng_client *c)
 	w->nclients--;
 	eng_queue_free(w, c->inf_head);
 	eng_queue_free(w, c->q_head);
+	c->q_count = 0;
+	c->q_bytes = 0;
+	eng_queue_level(c);
+	eng_dack_drop(c);
 	while (c->subs) {
 		struct eng_sub *s = c->subs;
 		c->subs = s->next;
@@ -639,6 +643,11 @@ void *eng_worker_main(void *arg)
 		}
 		if (drain_inbox(w))
 			busy = true;
+		if (w->dack_list) {
+			/* acks held back for congested cores: re-check every iteration */
+			eng_dack_flush(w, false);
+			busy = busy || w->dack_list;
+		}
 		eng_post_flush(e, w->id);
 		ns_flush(w->nsw);
 		eng_wheel_run(&w->wheel, w->now_ms, eng_timer_fire, w);

@@ -6,6 +6,9 @@
                                               QoS 0/1/2 pairs (MQTT 5 and 3.1.1), fan-out,
                                               wildcard fan-in, shared subscription, fan-in QoS 2
     test_loadgen.py LOADGEN RELAY relay       the same kind of runs against bench_relay
+    test_loadgen.py LOADGEN RELAY tachyon     runs against tachyond ($TACHYOND) with tiny
+                                              session queues, so subscribers fall behind: no
+                                              QoS 1/2 message may be lost (back-pressure)
     test_loadgen.py LOADGEN RELAY failures    the load generator must FAIL (non-zero exit, JSON
                                               "ok": false, no figure) against a server answering
                                               garbage, a silent server, a refused port, and a
@@ -258,8 +261,40 @@ def failure_cases(lg, tmp):
         stop(proc)
 
 
+def tachyon_cases(lg, port):
+    # max_queued_messages 16: every subscriber's queue overflows at full speed. QoS 1/2 that
+    # the broker acknowledged must still all arrive (acks are held back instead).
+    n = 20000
+    for q in (1, 2):
+        for v in ("5", "3"):
+            check_ok(f"tachyon pairs QoS {q} MQTT {v} over tiny queues", lg, port,
+                     ["-t", "pairs", "-P", "4", "-q", str(q), "-V", v, "-r", "0", "-n", str(n),
+                      "--inflight", "256", "-d", "30", "--drain", "5"], 4 * n, 4 * n)
+    check_ok("tachyon fan-in 8->1 QoS 1 over a tiny queue", lg, port,
+             ["-t", "fanin", "-P", "8", "-S", "1", "-q", "1", "-r", "0", "-n", "5000",
+              "-d", "30", "--drain", "5"], 8 * 5000, 8 * 5000)
+
+
+def start_tachyond(tmp):
+    exe = os.environ.get("TACHYOND")
+    if not exe or not os.access(exe, os.X_OK):
+        raise RuntimeError(f"TACHYOND is not an executable: {exe!r}")
+    for _ in range(5):  # a free port may be taken before tachyond binds it: retry
+        port = free_port()
+        proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--workers", "2",
+                                 "--set", "max_queued_messages=16", "--set", "max_inflight=8"],
+                                stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(tmp, "t.log"), "w"))
+        try:
+            wait_port(port, proc)
+            return proc, port
+        except RuntimeError:
+            stop(proc)
+    raise RuntimeError("tachyond did not start")
+
+
 def main():
-    if len(sys.argv) != 4 or sys.argv[3] not in ("mosquitto", "relay", "failures"):
+    if len(sys.argv) != 4 or sys.argv[3] not in ("mosquitto", "relay", "tachyon", "failures"):
         print(__doc__, file=sys.stderr)
         return 2
     lg, relay, what = sys.argv[1:4]
@@ -287,6 +322,11 @@ def main():
             relay_cases(lg, int(open(pf).read()))
             if proc.poll() is not None:
                 failures.append("bench_relay died during the tests")
+        elif what == "tachyon":
+            proc, port = start_tachyond(tmp)
+            tachyon_cases(lg, port)
+            if proc.poll() is not None:
+                failures.append("tachyond died during the tests")
         else:
             failure_cases(lg, tmp)
     finally:
