@@ -614,7 +614,12 @@ void *eng_worker_main(void *arg)
 		w->now_ms = eng_now_ms();
 		busy = n > 0;
 		for (unsigned i = 0; i < n; i++) {
-			struct eng_client *c = ev[i].user;
+			/* The user as it is now, not ev[i].user: an earlier event of this batch may
+			 * have closed the client (and freed it) and a connection can have several
+			 * events in one batch (DATA views, then CLOSED). The handle is valid for the
+			 * whole batch (ns.h). */
+			struct eng_client *c =
+				ev[i].type == NS_EV_ACCEPT ? NULL : ns_conn_user(ev[i].conn);
 			switch (ev[i].type) {
 			case NS_EV_ACCEPT:
 				on_accept(w, ev[i].conn);

@@ -18,6 +18,12 @@
  * Every connection ends with exactly one CLOSED event, whoever closed it. The handle stays
  * valid until the ns_poll() after the one that delivered CLOSED; after that it must not be
  * used.
+ *
+ * Order: a connection's events in one batch come as DATA..., WRITABLE, CLOSED. An ACCEPT is
+ * the connection's only event in its batch (whatever arrived with the handshake is reported
+ * by later polls), so every later event carries the user set while handling the ACCEPT.
+ * The user of an event is the one set when ns_poll() collected it; a handler that changes it
+ * in the middle of a batch reads ns_conn_user() for that connection's later events.
  */
 #ifndef NS_H
 #define NS_H

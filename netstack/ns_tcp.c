@@ -658,21 +658,29 @@ unsigned ns_stack_events(struct ns_stack *st, struct ns_event *ev, unsigned max)
 			st->ready_tail = NULL;
 		t->on_ready = false;
 
+		/* ACCEPT is its connection's last event in a batch: the engine names the user
+		 * while handling it, and the connection's DATA and CLOSED must carry that user
+		 * (ns.h), so they wait for the next call. The data is not lost and its order is
+		 * kept; it is what the kernel backend does, where a new socket's first read is
+		 * in the poll after its accept. */
+		bool accepted = false;
 		if (t->notes & N_ACCEPT) {
 			t->notes &= (uint8_t)~N_ACCEPT;
-			if (t->user == U_OPEN)
+			if (t->user == U_OPEN) {
 				ev[n++] = (struct ns_event){.type = NS_EV_ACCEPT, .conn = &t->base};
+				accepted = true;
+			}
 		}
-		if (t->user == U_OPEN && !t->paused && t->rq_head && n < max)
+		if (!accepted && t->user == U_OPEN && !t->paused && t->rq_head && n < max)
 			n += deliver(st, t, ev + n, max - n);
-		if ((t->notes & N_WRITABLE) && n < max) {
+		if (!accepted && (t->notes & N_WRITABLE) && n < max) {
 			t->notes &= (uint8_t)~N_WRITABLE;
 			if (t->user == U_OPEN)
 				ev[n++] = (struct ns_event){.type = NS_EV_WRITABLE, .conn = &t->base,
 							    .user = t->base.user};
 		}
 		bool eof = t->fin_rcvd && !t->rq_head && t->user == U_OPEN;
-		if (((t->notes & N_CLOSED) || eof) && n < max &&
+		if (!accepted && ((t->notes & N_CLOSED) || eof) && n < max &&
 		    (t->user == U_OPEN || t->user == U_CLOSING)) {
 			t->notes = 0;
 			ev[n++] = (struct ns_event){.type = NS_EV_CLOSED, .conn = &t->base,

@@ -4,6 +4,12 @@ raw MQTT packets over a socket (for exact responses and malformed input), paho c
 (Debian's python3-paho-mqtt 1.6, /usr/bin/python3), mosquitto_pub/mosquitto_sub runs.
 
 Every broker started here is stopped (SIGTERM, then SIGKILL) at exit, every wait is bounded.
+
+DPDK mode (dpdk_e2e.sh sets it up and runs the test script inside a network namespace it
+created): TACHYON_IT_DPDK_NET=A.B.C and TACHYON_IT_DPDK_PREFIX=NAME in the environment make
+every broker run the DPDK backend on a net_tap device (one worker, EAL file prefix NAME<n>,
+tap NAME<n>) at A.B.C.2, the tap's kernel side gets A.B.C.1, and every client talks to HOST =
+A.B.C.2. Brokers then run one at a time (they share the subnet).
 """
 import atexit
 import os
@@ -17,7 +23,12 @@ import tempfile
 import time
 
 SKIP = 77
+DPDK_NET = os.environ.get('TACHYON_IT_DPDK_NET')
+DPDK_PREFIX = os.environ.get('TACHYON_IT_DPDK_PREFIX', 'tqit')
+DPDK = DPDK_NET is not None
+HOST = DPDK_NET + '.2' if DPDK else '127.0.0.1'  # where clients connect
 _brokers = []
+_dpdk_seq = 0
 _tmp = tempfile.mkdtemp(prefix='tachyond-it-')
 
 
@@ -62,7 +73,7 @@ class Broker:
         self.port = None
         self.proc = None
         self.log = None
-        self.workers = workers
+        self.workers = 1 if DPDK else workers  # the DPDK backend runs one worker
         self.conf = conf or {}
         self.args = list(args)
 
@@ -75,20 +86,45 @@ class Broker:
             self.logf = open(self.log, 'w')
             self.proc = subprocess.Popen(
                 [self.exe, '--config', cfgp, '--port', str(self.port), '--bind', '127.0.0.1',
-                 '--workers', str(self.workers), '--log-level', 'info'] + self.args,
-                stdout=self.logf, stderr=subprocess.STDOUT)
+                 '--workers', str(self.workers), '--log-level', 'info'] + self._dpdk_args()
+                + self.args, stdout=self.logf, stderr=subprocess.STDOUT)
             _brokers.append(self)
-            deadline = time.time() + 10
+            deadline = time.time() + (30 if DPDK else 10)
+            if DPDK and not self._tap_up(deadline):
+                self.stop(check=False)
+                continue
             while time.time() < deadline:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
+                    socket.create_connection((HOST, self.port), timeout=0.5).close()
                     return self
                 except OSError:
                     time.sleep(0.05)
             self.stop(check=False)
         raise RuntimeError('tachyond did not start: ' + self.output())
+
+    def _dpdk_args(self):
+        global _dpdk_seq
+        if not DPDK:
+            return []
+        _dpdk_seq += 1
+        self.tap = '%s%d' % (DPDK_PREFIX, _dpdk_seq)
+        return ['--backend', 'dpdk', '--ip', DPDK_NET + '.2/24', '--dpdk-args',
+                '--no-huge -m 512 --no-pci --file-prefix=%s --vdev=net_tap0,iface=%s'
+                % (self.tap, self.tap)]
+
+    def _tap_up(self, deadline):
+        """DPDK mode: waits for the broker's tap and gives its kernel side DPDK_NET.1."""
+        while time.time() < deadline and self.proc.poll() is None:
+            if subprocess.run(['ip', 'link', 'show', self.tap], capture_output=True,
+                              timeout=10).returncode == 0:
+                for cmd in (['ip', 'addr', 'add', DPDK_NET + '.1/24', 'dev', self.tap],
+                            ['ip', 'link', 'set', self.tap, 'up']):
+                    subprocess.run(cmd, check=True, capture_output=True, timeout=10)
+                return True
+            time.sleep(0.05)
+        return False
 
     def output(self):
         try:
@@ -219,7 +255,7 @@ class Raw:
     """A raw MQTT connection that reads whole packets."""
 
     def __init__(self, port, timeout=5.0):
-        self.s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        self.s = socket.create_connection((HOST, port), timeout=timeout)
         self.buf = b''
 
     def send(self, data):
@@ -324,16 +360,33 @@ def paho(port, cid, version=5, clean=True, userdata=None, **kw):
         cl.connack = (flags, rc, properties)
     c.on_message = on_message
     c.on_connect = on_connect
+
+    # subscribe() waits for the SUBACK when connected: the broker sends it once the
+    # subscription is routable, so tests need not guess with a sleep (a loaded CI machine
+    # made such guesses flaky).
+    c.subacked = set()
+
+    def on_subscribe(cl, ud, mid, *rest):
+        cl.subacked.add(mid)
+    c.on_subscribe = on_subscribe
+    raw_subscribe = c.subscribe
+
+    def subscribe(*a, **k):
+        rc, mid = raw_subscribe(*a, **k)
+        if rc == 0 and c.is_connected():
+            wait_for(lambda: mid in c.subacked, 10, 'SUBACK')
+        return rc, mid
+    c.subscribe = subscribe
     return c
 
 
 def paho_connect(c, port, version=5, clean=True, timeout=5, **kw):
     import paho.mqtt.client as mqtt
     if version == 5:
-        c.connect('127.0.0.1', port, keepalive=kw.get('keepalive', 60), clean_start=clean,
+        c.connect(HOST, port, keepalive=kw.get('keepalive', 60), clean_start=clean,
                   properties=kw.get('properties'))
     else:
-        c.connect('127.0.0.1', port, keepalive=kw.get('keepalive', 60))
+        c.connect(HOST, port, keepalive=kw.get('keepalive', 60))
     c.loop_start()
     wait_for(lambda: c.connack is not None, timeout, 'CONNACK for ' + str(c._client_id))
     return c
@@ -349,14 +402,14 @@ def wait_for(cond, timeout=5.0, what='condition'):
 
 
 def mosq_sub(port, topic, count, version='mqttv311', qos=0, extra=(), timeout=10):
-    return subprocess.Popen(['mosquitto_sub', '-p', str(port), '-h', '127.0.0.1', '-t', topic,
+    return subprocess.Popen(['mosquitto_sub', '-p', str(port), '-h', HOST, '-t', topic,
                              '-C', str(count), '-q', str(qos), '-V', version, '-v',
                              '-W', str(timeout)] + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def mosq_pub(port, topic, msg, version='mqttv311', qos=0, extra=()):
-    r = subprocess.run(['mosquitto_pub', '-p', str(port), '-h', '127.0.0.1', '-t', topic, '-m',
+    r = subprocess.run(['mosquitto_pub', '-p', str(port), '-h', HOST, '-t', topic, '-m',
                         msg, '-q', str(qos), '-V', version] + list(extra),
                        capture_output=True, text=True, timeout=10)
     if r.returncode != 0:

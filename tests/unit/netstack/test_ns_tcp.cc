@@ -743,6 +743,65 @@ TEST_F(Tcp, PeerFinThenLastAck)
 	EXPECT_EQ(st.nconns, 0u);
 }
 
+// The handshake's last ACK and the first request often arrive in one receive burst (a
+// client's CONNECT right behind its ACK). ACCEPT must then come alone: the engine names the
+// connection's user while handling it, and the DATA must carry that user, or it is dropped as
+// a stray and the client never gets its CONNACK (the DPDK "does not answer" bug).
+TEST_F(Tcp, AcceptIsAloneInItsBatchSoDataCarriesTheUser)
+{
+	start();
+	in(NS_TH_SYN, pseq, 0, 65535, "", {1460, -1, false, 0, 0});
+	Seg sa = out();
+	ASSERT_EQ(sa.flags, NS_TH_SYN | NS_TH_ACK);
+	iss = sa.seq;
+	pseq++;
+	in(NS_TH_ACK, pseq, iss + 1);
+	in(NS_TH_ACK | NS_TH_PSH, pseq, iss + 1, 65535, "CONNECT");
+	in(NS_TH_ACK | NS_TH_FIN, pseq + 7, iss + 1, 65535, "bye");
+	auto ev = events();
+	ASSERT_EQ(ev.size(), 1u);
+	EXPECT_EQ(ev[0].type, NS_EV_ACCEPT);
+	EXPECT_EQ(ev[0].user, nullptr);
+	ns_conn *c = ev[0].conn;
+	int owner = 0;
+	ns_conn_set_user(c, &owner);
+	ev = events();
+	ASSERT_EQ(ev.size(), 3u);
+	EXPECT_EQ(ev[0].type, NS_EV_DATA);
+	EXPECT_EQ(std::string((const char *)ev[0].data, ev[0].len), "CONNECT");
+	EXPECT_EQ(ev[1].type, NS_EV_DATA);
+	EXPECT_EQ(std::string((const char *)ev[1].data, ev[1].len), "bye");
+	EXPECT_EQ(ev[2].type, NS_EV_CLOSED);
+	for (const auto &e : ev) {
+		EXPECT_EQ(e.conn, c);
+		EXPECT_EQ(e.user, &owner);
+	}
+	EXPECT_TRUE(events().empty());
+}
+
+// A connection refused while its ACCEPT is handled: what arrived with the handshake is
+// never reported, and the refusal ends with a CLOSED under the NULL user.
+TEST_F(Tcp, AcceptRefusedWithDataQueued)
+{
+	start();
+	in(NS_TH_SYN, pseq, 0, 65535, "", {1460, -1, false, 0, 0});
+	iss = out().seq;
+	pseq++;
+	in(NS_TH_ACK, pseq, iss + 1);
+	in(NS_TH_ACK | NS_TH_PSH, pseq, iss + 1, 65535, "CONNECT");
+	auto ev = events();
+	ASSERT_EQ(ev.size(), 1u);
+	ASSERT_EQ(ev[0].type, NS_EV_ACCEPT);
+	ns_stack_close(ev[0].conn, false);
+	ev = events();
+	ASSERT_EQ(ev.size(), 1u);
+	EXPECT_EQ(ev[0].type, NS_EV_CLOSED);
+	EXPECT_EQ(ev[0].user, nullptr);
+	flush();
+	events(); // detaches the handle
+	EXPECT_EQ(st.nconns, 0u);
+}
+
 TEST_F(Tcp, GracefulCloseDrainsThenTimeWait)
 {
 	start();
@@ -889,13 +948,16 @@ TEST_F(Tcp, SynCookiesWhenBacklogFull)
 	// the right one opens the connection, with data
 	in(NS_TH_ACK | NS_TH_PSH, 7001, sa.seq + 1, 65535, "cookie!", {}, 41001);
 	auto ev = events();
-	ASSERT_EQ(ev.size(), 2u);
+	ASSERT_EQ(ev.size(), 1u); // ACCEPT alone; its data in the next batch
 	EXPECT_EQ(ev[0].type, NS_EV_ACCEPT);
-	EXPECT_EQ(ev[1].type, NS_EV_DATA);
-	EXPECT_EQ(std::string((const char *)ev[1].data, ev[1].len), "cookie!");
+	ns_conn *c = ev[0].conn;
+	ev = events();
+	ASSERT_EQ(ev.size(), 1u);
+	EXPECT_EQ(ev[0].type, NS_EV_DATA);
+	EXPECT_EQ(std::string((const char *)ev[0].data, ev[0].len), "cookie!");
 	EXPECT_EQ(st.xs.tcp_syncookies_ok, 1u);
 	// the cookie's MSS (1460) bounds our segments
-	ASSERT_EQ(send_str(ev[0].conn, std::string(3000, 'z')), 0);
+	ASSERT_EQ(send_str(c, std::string(3000, 'z')), 0);
 	flush();
 	Seg d = out();
 	EXPECT_EQ(d.data.size(), 1460u);
