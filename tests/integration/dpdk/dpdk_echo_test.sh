@@ -14,14 +14,8 @@ echo_bin=$1
 mode=${2:-clean}
 here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-    echo "SKIPPED: $*" >&2
-    echo "SKIPPED: $*"
-    exit 77
-}
-[ "$(id -u)" -eq 0 ] || skip "needs root (network namespace, tap device)"
-[ -c /dev/net/tun ] || skip "needs /dev/net/tun"
-command -v ip >/dev/null || skip "needs iproute2 (ip)"
+. "$here/../netns_lib.sh"
+need_netns
 [ "$mode" != netem ] || command -v tc >/dev/null || skip "needs tc for netem"
 if [ "$mode" = netem ]; then
     probe=tqp-$$
@@ -33,7 +27,6 @@ if [ "$mode" = netem ]; then
 fi
 [ "$mode" != fault ] || export TACHYON_NS_FAULT="loss=5,reorder=10,seed=$$"
 py=/usr/bin/python3
-[ -x $py ] || skip "needs /usr/bin/python3"
 
 ns=tq-$$
 ifc=tqt$$

@@ -13,16 +13,9 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 GROUP_TIMEOUT=${GROUP_TIMEOUT:-150}
 
-skip() {
-    echo "SKIPPED: $*" >&2
-    echo "SKIPPED: $*"
-    exit 77
-}
-[ "$(id -u)" -eq 0 ] || skip "needs root (network namespace, tap device)"
-[ -c /dev/net/tun ] || skip "needs /dev/net/tun"
-command -v ip >/dev/null || skip "needs iproute2 (ip)"
+. "$here/../netns_lib.sh"
+need_netns
 py=/usr/bin/python3
-[ -x $py ] || skip "needs /usr/bin/python3"
 [ -x "$exe" ] || skip "tachyond not built: $exe"
 
 ns=tq-e2e-$$
