@@ -495,9 +495,14 @@ void eng_dack_flush(struct eng_worker *w, bool force)
 		}
 		*pp = c->dack_next;
 		c->dack_listed = false;
-		if (c->conn)
+		if (c->conn) {
+			eng_client_pin(c); /* a failed send may close it: keep it allocated */
 			dack_send_all(c);
-		c->dack_n = 0;
+			c->dack_n = 0;
+			eng_client_unpin(c);
+		} else {
+			c->dack_n = 0;
+		}
 	}
 }
 
