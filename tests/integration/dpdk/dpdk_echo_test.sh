@@ -44,7 +44,7 @@ cleanup() {
     ip netns del "$ns" 2>/dev/null
     echo "--- ns_echo stderr (stats) ---"
     cat "$work/err" 2>/dev/null | tail -n 60
-    rm -rf "$work"
+    rm -rf "$work" /var/run/dpdk/tq$$ # the EAL runtime directory of our --file-prefix
 }
 trap cleanup EXIT
 fail() {
