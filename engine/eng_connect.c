@@ -166,6 +166,7 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 	if (!c->client_id)
 		return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
 	c->client_id_len = (uint16_t)idlen;
+	c->id_hash = eng_hash(id, idlen);
 	if (cn->has_username) {
 		c->username = dupmem(cn->username.p, cn->username.len);
 		c->username_len = (uint16_t)cn->username.len;
@@ -191,7 +192,7 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 		if (!c->will)
 			return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
 		c->will->publisher = c;
-		c->will->publisher_key = eng_hash(id, idlen);
+		c->will->publisher_key = c->id_hash;
 		c->will_delay = (cn->will_props.present & ENG_PBIT(ENG_PROP_WILL_DELAY))
 					? cn->will_props.will_delay : 0;
 	}

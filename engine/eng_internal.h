@@ -213,6 +213,7 @@ struct eng_client {
 	uint32_t ctllen;
 	uint32_t ctlcap;
 	char *client_id;
+	uint64_t id_hash;          /* eng_hash(client_id): sticky shared groups, once per client */
 	char *username;
 	struct eng_msg *will;     /* owned reference */
 	uint32_t will_delay;

@@ -607,7 +607,7 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 		return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
 	}
 	m->publisher = c;
-	m->publisher_key = eng_hash(c->client_id, c->client_id_len);
+	m->publisher_key = c->id_hash;
 	matched = eng_route(w, m, c);
 	eng_msg_unref(m);
 	if (pub->qos == 1) {
