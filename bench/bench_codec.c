@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_stats.h"
 #include "eng_codec.h"
 
 #define BUF_TARGET (256u * 1024u)
@@ -34,18 +35,6 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Keeps results alive without a store per packet that the compiler could not drop. */
@@ -186,8 +175,8 @@ static double measure(const struct workload *w, enum op op, uint8_t *out, int ru
 		} while (t1 - t0 < min_ns);
 		r[k] = (double)(t1 - t0) / (double)pkts;
 	}
-	double m = median(r, runs);
-	*best = r[0]; /* median() sorted r */
+	double m = bench_median(r, runs);
+	*best = r[0]; /* bench_median() sorted r */
 	return m;
 }
 

@@ -53,7 +53,7 @@ enum lg_phase {
 	LG_PH_CONNECT = 0, /* connections are being set up */
 	LG_PH_PUBLISH = 1, /* publishers run */
 	LG_PH_DRAIN = 2,   /* publishers stopped; waiting for the last deliveries */
-	LG_PH_HOLD = 3,	   /* idle mode: holding the connections */
+	LG_PH_HOLD = 3,	   /* idle mode: one PINGREQ per connection, then holding them */
 	LG_PH_STOP = 4,	   /* disconnect and leave */
 };
 
@@ -96,7 +96,8 @@ struct lg_cfg {
 	char prefix[64]; /* topic prefix */
 	char run_id[32]; /* unique per run: client ids and topics */
 	char json_path[512];
-	char scenario[64]; /* label copied to the output */
+	char scenario[64];   /* label copied to the output */
+	char sys_topic[128]; /* idle: $SYS topic of the broker's own memory figure; "" none */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 };
@@ -112,6 +113,7 @@ struct lg_conn {
 	uint8_t role;  /* enum lg_role */
 	uint8_t state; /* enum lg_cstate */
 	bool epollout; /* EPOLLOUT is armed */
+	bool dirty;    /* on its thread's dirty list: output queued since the last flush pass */
 	bool done;     /* publisher: finished sending and every handshake completed */
 	uint32_t idx;  /* index within its role (publisher id, subscriber id, idle number) */
 	struct lg_thread *th;
@@ -148,6 +150,9 @@ struct lg_conn {
 	uint64_t *qos2_ids; /* QoS 2 packet ids received and not yet released (bitmap) */
 	const char *filter;
 	uint64_t delivered; /* distinct messages counted for this subscriber */
+
+	/* idle */
+	uint8_t ping; /* hold phase: 0 PINGREQ not sent yet, 1 sent, 2 PINGRESP received */
 };
 
 /* Per-thread results, merged by the main thread after the join. */
@@ -174,10 +179,22 @@ struct lg_thread {
 	struct lg_run *run;
 	struct lg_conn **conns; /* owned by the run; this thread's share */
 	uint32_t nconns;
+	/*
+	 * The loop's per-iteration work is proportional to what happened, not to the connections:
+	 * publishers are filled from pubs[], and only the connections on dirty[] are flushed
+	 * (with 1000 subscribers a scan of every connection per epoll wake-up would cost more
+	 * than the deliveries it handles).
+	 */
+	struct lg_conn **pubs; /* this thread's publishers */
+	uint32_t npubs;
+	struct lg_conn **dirty; /* connections with output queued since the last flush pass */
+	uint32_t ndirty;
 	uint32_t next_open; /* storm/idle: next of conns[] to open */
 	uint32_t pending;   /* storm/idle: handshakes in progress */
 	uint32_t ready;	    /* connections of this thread that are READY */
 	uint32_t pubs_done;
+	uint32_t pongs;	   /* idle: connections whose hold-phase PINGREQ was answered */
+	bool pings_queued; /* idle: every connection of this thread has its PINGREQ queued */
 	struct lg_stats st;
 	/* published for the watcher (relaxed stores by this thread, relaxed loads by main) */
 	_Atomic uint64_t w_ready;
@@ -185,6 +202,7 @@ struct lg_thread {
 	_Atomic uint64_t w_unique;
 	_Atomic uint64_t w_sent;
 	_Atomic uint64_t w_connects;
+	_Atomic uint64_t w_pongs;
 	_Atomic int w_exited;
 };
 
@@ -202,11 +220,36 @@ struct lg_run {
 	uint64_t *pub_sent;	      /* per publisher, final; written by the owner before done */
 	struct lg_seq_shared *shared; /* per publisher, shared-subscription topology only */
 	uint64_t shared_cap;
-	uint64_t expected; /* deliveries expected, computed after publishing */
-	double publish_s;  /* actual publish phase length */
-	uint64_t rss_before_kib;
-	uint64_t rss_after_kib;
+	uint64_t expected;	  /* deliveries expected, computed after publishing */
+	double publish_s;	  /* actual publish phase length */
+	uint64_t rss_before_kib;  /* broker VmRSS before the first connection */
+	uint64_t rss_after_kib;	  /* ... once every connection has done CONNECT and PINGREQ */
+	uint64_t anon_before_kib; /* the same for RssAnon (heap and other anonymous pages) */
+	uint64_t anon_after_kib;
 	double connect_s; /* time to open every connection */
+	double ping_s;	  /* idle: from all connected to every PINGRESP received */
+	/*
+	 * CPU time over the publish and drain phases (seconds): this process's, and the
+	 * broker's with --pid (-1: unknown). Shows which side ran out of CPU.
+	 */
+	double cpu_wall_s;
+	double cpu_self_s;
+	double cpu_broker_s;
+	uint64_t t_connected; /* when every connection was ready (ns) */
+	uint64_t t_pinged;    /* idle: when the last PINGRESP arrived (ns) */
+	/*
+	 * --sys-topic: the broker's own figure, as published on that topic. The watcher is idle
+	 * connection 0 (thread 0 writes these; main reads them after the join): the first value
+	 * (the retained one, from before the load) and the last, with its arrival time. Brokers
+	 * publish such a figure when it changes (Mosquitto: every sys_interval), so the last
+	 * value counts if it came after every connection was up: had the pings changed it, the
+	 * hold (longer than the interval) would have brought a newer one.
+	 */
+	struct lg_conn *sys_conn;
+	uint64_t sys_count;
+	double sys_first;
+	double sys_last;
+	uint64_t t_sys_last;
 };
 
 /* ---- bench_lg_scen.c ---- */

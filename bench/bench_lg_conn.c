@@ -5,9 +5,11 @@
  * Each worker thread owns an epoll set and its share of the connections. One loop iteration:
  * open connections that are due (all at once for publishers and subscribers; paced and
  * bounded in concurrency for the idle and storm modes) -> fill the publishers' send buffers
- * with what is due -> write every connection that has output (one write() per connection per
- * iteration: packets are batched in the send buffer) -> epoll_pwait2 with a nanosecond
- * timeout until the next message is due -> read and decode.
+ * with what is due -> write every connection that has output, found on the thread's dirty
+ * list (one write() per connection per iteration: packets are batched in the send buffer) ->
+ * epoll_pwait2 with a nanosecond timeout until the next message is due -> read and decode.
+ * Nothing in an iteration scans every connection (but the keepalive, once a second), so a
+ * thread holding 1000 subscribers spends its time on the deliveries, not on the bookkeeping.
  *
  * Receiving: bytes are read into the connection's buffer behind what is still undecoded;
  * eng_decode() runs over it until it asks for more (-EAGAIN), and the remainder is moved to
@@ -22,6 +24,11 @@
  * A subscriber answers QoS 1 with PUBACK and QoS 2 with PUBREC / PUBCOMP, remembering the
  * QoS 2 ids between PUBLISH and PUBREL so a redelivery is not counted twice.
  *
+ * Idle runs: once every connection is up, the hold phase sends one PINGREQ on each and counts
+ * the PINGRESPs, so the broker's memory is sampled only after it handled a packet on every
+ * connection. With --sys-topic, idle connection 0 also subscribes to the broker's $SYS memory
+ * figure and keeps the first and last values (sys_publish).
+ *
  * Nothing here allocates after set-up. Every failure goes through lg_fail(), which stops the
  * run: the load generator never continues past an error it saw.
  */
@@ -29,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -75,6 +83,15 @@ static int conn_events(struct lg_conn *c, uint32_t ev)
 {
 	struct epoll_event e = {.events = ev, .data.ptr = c};
 	return epoll_ctl(c->th->ep, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+/* Puts c on its thread's dirty list: the loop flushes it before it next waits. */
+static void conn_dirty(struct lg_conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = true;
+		c->th->dirty[c->th->ndirty++] = c;
+	}
 }
 
 /* Writes what is queued; arms EPOLLOUT when the socket is full. 0 or -1 (run failed). */
@@ -146,6 +163,7 @@ static int conn_queue(struct lg_conn *c, const struct eng_packet *pkt)
 		return -1;
 	}
 	c->out_len += (uint32_t)n;
+	conn_dirty(c);
 	return 1;
 }
 
@@ -352,6 +370,7 @@ static bool pub_fill(struct lg_conn *c, uint64_t now, uint64_t t_start, uint64_t
 	}
 	if (!k)
 		return false;
+	conn_dirty(c);
 	c->th->st.t_last_send = now;
 	c->t_last_tx = now;
 	return capped && k == want;
@@ -458,6 +477,35 @@ static int sub_publish(struct lg_conn *c, const struct eng_packet *pkt, uint64_t
 	return 0;
 }
 
+/*
+ * --sys-topic: a value of the broker's own accounting arrives on the watcher (idle connection
+ * 0). The first is the retained one, from before the load; the last is kept with its time.
+ */
+static int sys_publish(struct lg_conn *c, const struct eng_packet *pkt, uint64_t now)
+{
+	struct lg_run *run = c->th->run;
+	const struct eng_publish *pub = &pkt->u.publish;
+	char txt[64], *end;
+
+	if (pub->payload.len == 0 || pub->payload.len >= sizeof(txt)) {
+		lg_fail(run, "'%s': a payload of %u bytes is not a figure", run->cfg.sys_topic,
+			pub->payload.len);
+		return -1;
+	}
+	memcpy(txt, pub->payload.p, pub->payload.len);
+	txt[pub->payload.len] = 0;
+	double v = strtod(txt, &end);
+	if (end == txt) {
+		lg_fail(run, "'%s': payload '%s' is not a number", run->cfg.sys_topic, txt);
+		return -1;
+	}
+	if (!run->sys_count++)
+		run->sys_first = v;
+	run->sys_last = v;
+	run->t_sys_last = now;
+	return 0;
+}
+
 /* Handles one decoded packet. 0 done, 1 no room for the reply yet (keep it), -1 failed. */
 static int conn_packet(struct lg_conn *c, const struct eng_packet *pkt, uint64_t now)
 {
@@ -476,7 +524,7 @@ static int conn_packet(struct lg_conn *c, const struct eng_packet *pkt, uint64_t
 		if (pkt->u.connack.props.present & ENG_PBIT(ENG_PROP_RECEIVE_MAXIMUM) &&
 		    pkt->u.connack.props.receive_maximum < c->window)
 			c->window = pkt->u.connack.props.receive_maximum;
-		if (c->role == LG_SUB) {
+		if (c->role == LG_SUB || c == run->sys_conn) {
 			if (send_subscribe(c))
 				return -1;
 			c->state = LG_CS_WAIT_SUBACK;
@@ -501,6 +549,8 @@ static int conn_packet(struct lg_conn *c, const struct eng_packet *pkt, uint64_t
 		conn_ready(c, now);
 		return 0;
 	case ENG_PUBLISH:
+		if (c == run->sys_conn && pkt->u.publish.qos == 0)
+			return sys_publish(c, pkt, now);
 		if (c->role != LG_SUB || (c->state != LG_CS_READY && c->state != LG_CS_WAIT_SUBACK))
 			break;
 		return sub_publish(c, pkt, now);
@@ -521,6 +571,10 @@ static int conn_packet(struct lg_conn *c, const struct eng_packet *pkt, uint64_t
 		return 0;
 	}
 	case ENG_PINGRESP:
+		if (c->ping == 1) {
+			c->ping = 2;
+			c->th->pongs++;
+		}
 		return 0;
 	case ENG_DISCONNECT:
 		lg_fail(run, "%s %u: broker sent DISCONNECT: 0x%02x (%s)", role_name(c), c->idx,
@@ -637,6 +691,34 @@ static void thread_publish_counters(struct lg_thread *th)
 	atomic_store_explicit(&th->w_unique, th->st.sub_unique, memory_order_relaxed);
 	atomic_store_explicit(&th->w_sent, th->st.pub_sent, memory_order_relaxed);
 	atomic_store_explicit(&th->w_connects, th->st.connects, memory_order_relaxed);
+	atomic_store_explicit(&th->w_pongs, th->pongs, memory_order_relaxed);
+}
+
+/*
+ * Idle hold phase: one PINGREQ per connection, so the broker has read, parsed and answered
+ * something on every connection after its CONNACK before its memory is sampled. Connections
+ * whose send buffer is full are retried on the next iteration.
+ */
+static void ping_all(struct lg_thread *th, uint64_t now)
+{
+	bool all = true;
+
+	for (uint32_t k = 0; k < th->nconns; k++) {
+		struct lg_conn *c = th->conns[k];
+		if (c->ping || c->state != LG_CS_READY)
+			continue;
+		struct eng_packet pkt = {.type = ENG_PINGREQ};
+		int rc = conn_queue(c, &pkt);
+		if (rc < 0)
+			return;
+		if (rc == 0) {
+			all = false;
+			continue;
+		}
+		c->ping = 1;
+		c->t_last_tx = now;
+	}
+	th->pings_queued = all;
 }
 
 /* Storm / idle: opens what the concurrency and rate limits allow. */
@@ -731,17 +813,21 @@ void *lg_thread_main(void *arg)
 
 		if (paced && th->next_open < th->nconns && open_paced(th, now, t0, &next_due))
 			break;
+		if (phase == LG_PH_HOLD && !th->pings_queued)
+			ping_all(th, now);
 		if (phase == LG_PH_PUBLISH || phase == LG_PH_DRAIN) {
 			uint64_t ts = atomic_load_explicit(&run->t_start, memory_order_relaxed);
-			for (uint32_t k = 0; k < th->nconns; k++)
-				if (th->conns[k]->role == LG_PUB)
-					busy |= pub_fill(th->conns[k], now, ts, &next_due);
+			for (uint32_t k = 0; k < th->npubs; k++)
+				busy |= pub_fill(th->pubs[k], now, ts, &next_due);
 		}
-		for (uint32_t k = 0; k < th->nconns; k++) {
-			struct lg_conn *c = th->conns[k];
+		/* A connection with EPOLLOUT armed is flushed by its EPOLLOUT event instead. */
+		for (uint32_t k = 0; k < th->ndirty; k++) {
+			struct lg_conn *c = th->dirty[k];
+			c->dirty = false;
 			if (c->out_len > c->out_off && !c->epollout && c->fd >= 0 && conn_flush(c))
 				break;
 		}
+		th->ndirty = 0;
 		if (atomic_load_explicit(&run->failed, memory_order_relaxed))
 			break;
 		thread_publish_counters(th);

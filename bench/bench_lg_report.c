@@ -11,8 +11,13 @@
  *   pub{sent, completed, elapsed_s, rate},
  *   sub{expected, delivered, received, elapsed_s, rate, lost, dups, reorders, stale},
  *   latency_us{count, min, mean, p50, p90, p99, p999, max},
+ *   cpu{window_s, loadgen_s, loadgen_cores, loadgen_ns_per_delivery, broker_s, broker_cores,
+ *       broker_ns_per_delivery},
  *   connect{count, elapsed_s, rate, latency_us{...}},
- *   memory{broker_pid, rss_before_kib, rss_after_kib, bytes_per_conn},
+ *   memory{broker_pid, rss_before_kib, rss_after_kib, anon_before_kib, anon_after_kib,
+ *          bytes_per_conn, anon_bytes_per_conn},
+ *   broker_sys{topic, updates, before, last_after_pings_s, after, bytes_per_conn} (idle,
+ *              --sys-topic),
  *   per_publisher[{id, sent, expected, delivered, lost, dups, reorders, stale}]
  * A failed run has only ok=false, error, and the identification keys; a run that broke a
  * delivery guarantee has ok=false, error, and the anomaly counts, but no rates or latencies.
@@ -214,6 +219,85 @@ static double per_s(uint64_t n, double s)
 	return s > 0 ? (double)n / s : 0.0;
 }
 
+static double per_conn_kib(const struct lg_run *run, uint64_t before, uint64_t after)
+{
+	return ((double)after - (double)before) * 1024.0 / run->nconns;
+}
+
+/* The last --sys-topic value describes the connected state (see struct lg_run). */
+static bool sys_fresh(const struct lg_run *run)
+{
+	return run->sys_count > 1 && run->t_sys_last > run->t_connected;
+}
+
+/*
+ * memory: the broker's RSS growth per connection (sampled before the first connection and
+ * after every connection has done CONNECT/CONNACK and PINGREQ/PINGRESP), and, with
+ * --sys-topic, the broker's own figure: the retained value from before the load and the last
+ * one published once every connection was up (null when none came: hold longer than the
+ * broker's $SYS interval).
+ */
+static void json_memory(FILE *f, const struct lg_run *run)
+{
+	const struct lg_cfg *cfg = &run->cfg;
+
+	if (!cfg->pid || !run->rss_after_kib) {
+		fputs(",\"memory\":null", f);
+	} else {
+		fprintf(f,
+			",\"memory\":{\"broker_pid\":%d,\"rss_before_kib\":%llu,"
+			"\"rss_after_kib\":%llu,\"anon_before_kib\":%llu,\"anon_after_kib\":%llu,"
+			"\"bytes_per_conn\":%.0f,\"anon_bytes_per_conn\":%.0f}",
+			cfg->pid, (unsigned long long)run->rss_before_kib,
+			(unsigned long long)run->rss_after_kib,
+			(unsigned long long)run->anon_before_kib,
+			(unsigned long long)run->anon_after_kib,
+			per_conn_kib(run, run->rss_before_kib, run->rss_after_kib),
+			per_conn_kib(run, run->anon_before_kib, run->anon_after_kib));
+	}
+	if (!run->sys_conn)
+		return;
+	fputs(",\"broker_sys\":{\"topic\":", f);
+	json_escape(f, cfg->sys_topic);
+	bool fresh = sys_fresh(run);
+	fprintf(f, ",\"updates\":%llu", (unsigned long long)run->sys_count);
+	if (run->sys_count)
+		fprintf(f, ",\"before\":%.0f,\"last_after_pings_s\":%.3f", run->sys_first,
+			((double)run->t_sys_last - (double)run->t_pinged) / 1e9);
+	if (fresh)
+		fprintf(f, ",\"after\":%.0f,\"bytes_per_conn\":%.0f}", run->sys_last,
+			(run->sys_last - run->sys_first) / run->nconns);
+	else
+		fputs(",\"after\":null,\"bytes_per_conn\":null}", f);
+}
+
+/*
+ * cpu: CPU seconds over the publish and drain phases, of the load generator and of the broker
+ * (--pid), as cores used on average and as nanoseconds per delivered message. When the load
+ * generator's cores stay well below its threads while the broker's reach the machine's, the
+ * broker is the bottleneck, not the generator.
+ */
+static void json_cpu(FILE *f, const struct lg_run *run, uint64_t delivered)
+{
+	double w = run->cpu_wall_s, d = delivered ? (double)delivered : 1;
+
+	if (w <= 0) {
+		fputs(",\"cpu\":null", f);
+		return;
+	}
+	fprintf(f,
+		",\"cpu\":{\"window_s\":%.3f,\"loadgen_s\":%.3f,\"loadgen_cores\":%.3f,"
+		"\"loadgen_ns_per_delivery\":%.1f",
+		w, run->cpu_self_s, run->cpu_self_s / w, run->cpu_self_s * 1e9 / d);
+	if (run->cpu_broker_s >= 0)
+		fprintf(f,
+			",\"broker_s\":%.3f,\"broker_cores\":%.3f,\"broker_ns_per_delivery\":%.1f}",
+			run->cpu_broker_s, run->cpu_broker_s / w, run->cpu_broker_s * 1e9 / d);
+	else
+		fputs(",\"broker_s\":null,\"broker_cores\":null,\"broker_ns_per_delivery\":null}",
+		      f);
+}
+
 int lg_report(struct lg_run *run)
 {
 	const struct lg_cfg *cfg = &run->cfg;
@@ -291,6 +375,7 @@ int lg_report(struct lg_run *run)
 			(unsigned long long)t.lost, (unsigned long long)t.dups,
 			(unsigned long long)t.reorders, (unsigned long long)t.stale);
 		json_hist(f, "latency_us", &t.st.lat);
+		json_cpu(f, run, t.unique);
 	} else {
 		fputs(",\"pub\":null,\"sub\":null,\"latency_us\":null", f);
 	}
@@ -298,19 +383,7 @@ int lg_report(struct lg_run *run)
 		(unsigned long long)t.st.connects, conn_s, per_s(t.st.connects, conn_s));
 	json_hist(f, "latency_us", &t.st.conn_lat);
 	fputc('}', f);
-	if (cfg->pid && run->rss_after_kib) {
-		double bpc = run->nconns
-				     ? ((double)run->rss_after_kib - (double)run->rss_before_kib) *
-					       1024.0 / run->nconns
-				     : 0;
-		fprintf(f,
-			",\"memory\":{\"broker_pid\":%d,\"rss_before_kib\":%llu,"
-			"\"rss_after_kib\":%llu,\"bytes_per_conn\":%.0f}",
-			cfg->pid, (unsigned long long)run->rss_before_kib,
-			(unsigned long long)run->rss_after_kib, bpc);
-	} else {
-		fputs(",\"memory\":null", f);
-	}
+	json_memory(f, run);
 	if (pubsub)
 		json_anomalies(f, run, &t);
 	fputc('}', f);
@@ -336,14 +409,38 @@ int lg_report(struct lg_run *run)
 			(double)lg_hist_percentile(h, 99) / 1e3,
 			(double)lg_hist_percentile(h, 99.9) / 1e3, (double)h->max / 1e3,
 			(unsigned long long)h->count);
+		if (run->cpu_wall_s > 0)
+			fprintf(stderr,
+				"  CPU over %.2f s: load generator %.2f cores (%.0f ns/delivery)%s",
+				run->cpu_wall_s, run->cpu_self_s / run->cpu_wall_s,
+				run->cpu_self_s * 1e9 / (double)(t.unique ? t.unique : 1),
+				run->cpu_broker_s >= 0 ? "" : "\n");
+		if (run->cpu_wall_s > 0 && run->cpu_broker_s >= 0)
+			fprintf(stderr, ", broker %.2f cores (%.0f ns/delivery)\n",
+				run->cpu_broker_s / run->cpu_wall_s,
+				run->cpu_broker_s * 1e9 / (double)(t.unique ? t.unique : 1));
 	} else {
 		fprintf(stderr, "  connections %llu in %.3f s = %.0f connects/s, p99 %.1f us\n",
 			(unsigned long long)t.st.connects, conn_s, per_s(t.st.connects, conn_s),
 			(double)lg_hist_percentile(&t.st.conn_lat, 99) / 1e3);
 		if (cfg->pid && run->rss_after_kib)
-			fprintf(stderr, "  broker RSS %llu -> %llu KiB\n",
-				(unsigned long long)run->rss_before_kib,
-				(unsigned long long)run->rss_after_kib);
+			fprintf(stderr,
+				"  every PINGREQ answered %.3f s later; broker RSS %llu -> %llu KiB"
+				" = %.0f B/connection (anonymous: %llu -> %llu KiB = %.0f B)\n",
+				run->ping_s, (unsigned long long)run->rss_before_kib,
+				(unsigned long long)run->rss_after_kib,
+				per_conn_kib(run, run->rss_before_kib, run->rss_after_kib),
+				(unsigned long long)run->anon_before_kib,
+				(unsigned long long)run->anon_after_kib,
+				per_conn_kib(run, run->anon_before_kib, run->anon_after_kib));
+		if (run->sys_conn && sys_fresh(run))
+			fprintf(stderr, "  broker's %s: %.0f -> %.0f = %.0f B/connection\n",
+				cfg->sys_topic, run->sys_first, run->sys_last,
+				(run->sys_last - run->sys_first) / run->nconns);
+		else if (run->sys_conn)
+			fprintf(stderr,
+				"  broker's %s: no update after the connections (%llu values)\n",
+				cfg->sys_topic, (unsigned long long)run->sys_count);
 	}
 	free(t.per_pub);
 	return 0;

@@ -224,6 +224,11 @@ int lg_scen_setup(struct lg_run *run)
 			c->role = LG_IDLE;
 			c->idx = k;
 		}
+		/* The first connection opened also watches the broker's $SYS memory figure. */
+		if (cfg->sys_topic[0] && cfg->topo == LG_TOPO_IDLE) {
+			run->sys_conn = &run->conns[0];
+			run->sys_conn->filter = cfg->sys_topic;
+		}
 	} else {
 		rc = setup_pubsub(run);
 		if (rc)
@@ -235,14 +240,19 @@ int lg_scen_setup(struct lg_run *run)
 		th->id = (int)t;
 		th->run = run;
 		th->ep = -1;
-		th->conns = calloc(run->nconns / cfg->threads + 1, sizeof(*th->conns));
-		if (!th->conns)
+		uint32_t share = run->nconns / cfg->threads + 1;
+		th->conns = calloc(share, sizeof(*th->conns));
+		th->pubs = calloc(share, sizeof(*th->pubs));
+		th->dirty = calloc(share, sizeof(*th->dirty));
+		if (!th->conns || !th->pubs || !th->dirty)
 			return -ENOMEM;
 	}
 	for (uint32_t k = 0; k < run->nconns; k++) {
 		struct lg_thread *th = &run->th[k % cfg->threads];
 		run->conns[k].th = th;
 		th->conns[th->nconns++] = &run->conns[k];
+		if (run->conns[k].role == LG_PUB)
+			th->pubs[th->npubs++] = &run->conns[k];
 	}
 	return 0;
 }
@@ -266,8 +276,11 @@ void lg_scen_teardown(struct lg_run *run)
 		free(run->filters[j]);
 	for (uint32_t i = 0; run->shared && i < cfg->pubs; i++)
 		lg_seq_shared_fini(&run->shared[i]);
-	for (uint32_t t = 0; run->th && t < cfg->threads; t++)
+	for (uint32_t t = 0; run->th && t < cfg->threads; t++) {
 		free(run->th[t].conns);
+		free(run->th[t].pubs);
+		free(run->th[t].dirty);
+	}
 	free(run->shared);
 	free(run->topics);
 	free(run->filters);

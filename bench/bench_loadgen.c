@@ -89,7 +89,10 @@ static void usage(FILE *f)
 		"      --inflight N         QoS 1/2 window per publisher (default 64)\n"
 		"      --src-ips N          bind sources 127.0.0.1..N for >28k connections (IPv4)\n"
 		"      --keepalive S        MQTT keepalive (default 60)\n"
-		"      --pid PID            broker pid: sample its memory (idle mode)\n"
+		"      --pid PID            broker pid: its CPU time while publishing, its memory\n"
+		"                           per connection (idle)\n"
+		"      --sys-topic T        idle: also read the broker's own memory figure from\n"
+		"                           the $SYS topic T (e.g. $SYS/broker/heap/current)\n"
 		"      --strict             any loss, duplicate or reordering fails the run\n"
 		"      --prefix P           topic prefix (default lg)\n"
 		"      --scenario NAME      label written to the output\n"
@@ -113,6 +116,7 @@ enum {
 	OPT_PREFIX,
 	OPT_SCEN,
 	OPT_JSON,
+	OPT_SYS,
 };
 
 static const struct option long_opts[] = {
@@ -144,6 +148,7 @@ static const struct option long_opts[] = {
 	{"prefix", required_argument, NULL, OPT_PREFIX},
 	{"scenario", required_argument, NULL, OPT_SCEN},
 	{"json", required_argument, NULL, OPT_JSON},
+	{"sys-topic", required_argument, NULL, OPT_SYS},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -337,6 +342,9 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 		case OPT_JSON:
 			snprintf(cfg->json_path, sizeof(cfg->json_path), "%s", optarg);
 			break;
+		case OPT_SYS:
+			snprintf(cfg->sys_topic, sizeof(cfg->sys_topic), "%s", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -356,32 +364,69 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 	if (!cfg->scenario[0])
 		snprintf(cfg->scenario, sizeof(cfg->scenario), "%s-qos%u-%uB",
 			 lg_topo_name(cfg->topo), cfg->qos, cfg->payload);
+	/* Idle runs have two phases bounded by --connect-timeout: connecting and the pings. */
 	cfg->deadline = deadline > 0 ? deadline
-				     : cfg->connect_timeout + cfg->duration + 2 * cfg->drain +
+				     : 2 * cfg->connect_timeout + cfg->duration + 2 * cfg->drain +
 					       cfg->hold + 30;
 	snprintf(cfg->run_id, sizeof(cfg->run_id), "%08lx",
 		 (unsigned long)((lg_now_ns() ^ ((uint64_t)getpid() << 20)) & 0xffffffffu));
 	return resolve(cfg);
 }
 
-/* VmRSS of pid in KiB, 0 if unknown. */
-static uint64_t rss_kib(int pid)
+/*
+ * VmRSS and RssAnon of pid in KiB (0 if unknown). RssAnon is the heap and other anonymous
+ * memory: what per-connection state costs, without the file pages (code, libraries) that
+ * VmRSS also counts and that the first connections fault in once.
+ */
+static void rss_kib(int pid, uint64_t *rss, uint64_t *anon)
 {
 	char path[64], line[256];
-	uint64_t v = 0;
+	unsigned long v;
 
+	*rss = *anon = 0;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %lu kB", (unsigned long *)&v) == 1)
-			break;
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmRSS: %lu kB", &v) == 1)
+			*rss = v;
+		else if (sscanf(line, "RssAnon: %lu kB", &v) == 1)
+			*anon = v;
+	}
 	fclose(f);
-	return v;
 }
 
-enum { W_READY, W_PUBS_DONE, W_UNIQUE };
+/* CPU seconds used by this process so far. */
+static double self_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system, every thread) used by pid so far; -1 if unknown. */
+static double pid_cpu_s(int pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* The command name may hold spaces and parentheses: the fields follow the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+enum { W_READY, W_PUBS_DONE, W_UNIQUE, W_PONGS };
 
 static uint64_t sum_counter(struct lg_run *run, int which, memory_order mo)
 {
@@ -390,6 +435,7 @@ static uint64_t sum_counter(struct lg_run *run, int which, memory_order mo)
 		struct lg_thread *th = &run->th[t];
 		_Atomic uint64_t *p = which == W_READY	     ? &th->w_ready
 				      : which == W_PUBS_DONE ? &th->w_pubs_done
+				      : which == W_PONGS     ? &th->w_pongs
 							     : &th->w_unique;
 		s += atomic_load_explicit(p, mo);
 	}
@@ -437,6 +483,11 @@ static bool pubs_done(struct lg_run *run)
 	return sum_counter(run, W_PUBS_DONE, memory_order_acquire) == run->cfg.pubs;
 }
 
+static bool all_ponged(struct lg_run *run)
+{
+	return SUM(run, W_PONGS) == run->nconns;
+}
+
 static bool all_delivered(struct lg_run *run)
 {
 	return SUM(run, W_UNIQUE) >= run->expected;
@@ -467,18 +518,36 @@ static void drive(struct lg_run *run)
 			(unsigned long long)SUM(run, W_READY), run->nconns, cfg->connect_timeout);
 	if (rc)
 		return;
-	run->connect_s = (double)(lg_now_ns() - t0) / 1e9;
+	run->t_connected = lg_now_ns();
+	run->connect_s = (double)(run->t_connected - t0) / 1e9;
 
 	if (paced) {
 		if (cfg->topo == LG_TOPO_IDLE) {
-			atomic_store_explicit(&run->phase, LG_PH_HOLD, memory_order_release);
+			/*
+			 * Every connection sends one PINGREQ and waits for its PINGRESP, so the
+			 * broker has handled a packet on each after CONNACK; then the broker gets
+			 * a moment to settle, its memory is sampled, and the rest is held.
+			 */
 			uint64_t t = lg_now_ns();
-			/* Let the broker settle, then sample; hold the rest of the time. */
+			atomic_store_explicit(&run->phase, LG_PH_HOLD, memory_order_release);
+			rc = wait_until(run, t + (uint64_t)(cfg->connect_timeout * 1e9), hard,
+					all_ponged);
+			if (rc > 0)
+				lg_fail(run,
+					"only %llu of %u connections had their PINGREQ answered "
+					"after %.1f s",
+					(unsigned long long)SUM(run, W_PONGS), run->nconns,
+					cfg->connect_timeout);
+			if (rc)
+				return;
+			run->t_pinged = lg_now_ns();
+			run->ping_s = (double)(run->t_pinged - t) / 1e9;
+			t = run->t_pinged;
 			double settle = cfg->hold < 1 ? cfg->hold : 1;
 			if (wait_until(run, t + (uint64_t)(settle * 1e9), hard, NULL) < 0)
 				return;
 			if (cfg->pid)
-				run->rss_after_kib = rss_kib(cfg->pid);
+				rss_kib(cfg->pid, &run->rss_after_kib, &run->anon_after_kib);
 			if (wait_until(run, t + (uint64_t)(cfg->hold * 1e9), hard, NULL) < 0)
 				return;
 		}
@@ -486,6 +555,7 @@ static void drive(struct lg_run *run)
 		return;
 	}
 
+	double self0 = self_cpu_s(), broker0 = cfg->pid ? pid_cpu_s(cfg->pid) : -1;
 	uint64_t ts = lg_now_ns();
 	atomic_store_explicit(&run->t_start, ts, memory_order_relaxed);
 	/* Pairs with the acquire load of the phase in the workers: they then see t_start. */
@@ -506,6 +576,10 @@ static void drive(struct lg_run *run)
 	rc = wait_until(run, lg_now_ns() + (uint64_t)(cfg->drain * 1e9), hard, all_delivered);
 	if (rc < 0)
 		return;
+	run->cpu_wall_s = (double)(lg_now_ns() - ts) / 1e9;
+	run->cpu_self_s = self_cpu_s() - self0;
+	double broker1 = cfg->pid ? pid_cpu_s(cfg->pid) : -1;
+	run->cpu_broker_s = broker0 >= 0 && broker1 >= 0 ? broker1 - broker0 : -1;
 	atomic_store_explicit(&run->phase, LG_PH_STOP, memory_order_release);
 }
 
@@ -524,7 +598,7 @@ int main(int argc, char **argv)
 	}
 	raise_nofile(run.nconns);
 	if (run.cfg.pid)
-		run.rss_before_kib = rss_kib(run.cfg.pid);
+		rss_kib(run.cfg.pid, &run.rss_before_kib, &run.anon_before_kib);
 
 	atomic_init(&run.phase, LG_PH_CONNECT);
 	pthread_t tids[256];

@@ -4,15 +4,19 @@
 
     test_loadgen.py LOADGEN RELAY mosquitto   short runs against a mosquitto started here:
                                               QoS 0/1/2 pairs (MQTT 5 and 3.1.1), fan-out,
-                                              wildcard fan-in, shared subscription, fan-in QoS 2
-    test_loadgen.py LOADGEN RELAY relay       the same kind of runs against bench_relay
+                                              wildcard fan-in, shared subscription, fan-in QoS 2,
+                                              idle connections (memory, $SYS heap)
+    test_loadgen.py LOADGEN RELAY relay       the same kind of runs against bench_relay, and the
+                                              CPU figures of --pid
     test_loadgen.py LOADGEN RELAY tachyon     runs against tachyond ($TACHYOND) with tiny
                                               session queues, so subscribers fall behind: no
-                                              QoS 1/2 message may be lost (back-pressure)
+                                              QoS 1/2 message may be lost (back-pressure); idle
+                                              connections (memory)
     test_loadgen.py LOADGEN RELAY failures    the load generator must FAIL (non-zero exit, JSON
                                               "ok": false, no figure) against a server answering
-                                              garbage, a silent server, a refused port, and a
-                                              broker killed in the middle of a run
+                                              garbage, a silent server, unanswered PINGREQs
+                                              (idle), a refused port, and a broker killed in
+                                              the middle of a run
 
 Every successful run must report exactly the expected deliveries with zero loss, duplicates and
 reorderings (--strict). Exit status: 0 passed, 1 failed, 77 skipped (mosquitto missing), with a
@@ -71,6 +75,15 @@ def loadgen(lg, port, args, timeout=60):
     return p.returncode, res, p.stderr
 
 
+def verdict(name, problems, err, ok_msg):
+    """Records and prints one case's outcome; ok_msg() is only evaluated when it passed."""
+    if problems:
+        failures.append(name)
+        log(f"FAIL {name}: {'; '.join(problems)}\n{err}")
+    else:
+        log(f"ok   {name}: {ok_msg()}")
+
+
 def check_ok(name, lg, port, args, sent, delivered):
     rc, res, err = loadgen(lg, port, args + ["--strict", "--scenario", name])
     problems = []
@@ -94,12 +107,37 @@ def check_ok(name, lg, port, args, sent, delivered):
         for p in res["per_publisher"]:
             if p["lost"] or p["dups"] or p["reorders"]:
                 problems.append(f"publisher {p['id']}: {p}")
-    if problems:
-        failures.append(name)
-        log(f"FAIL {name}: {'; '.join(problems)}\n{err}")
+    verdict(name, problems, err, lambda: f"sent {sent}, delivered {delivered}, lost 0, dups 0, "
+            f"reorders 0, p99 {res['latency_us']['p99']:.0f} us")
+
+
+def check_idle(name, lg, port, pid, n, sys_topic=None):
+    """An idle run with --pid: every connection connected and answered a PINGREQ, and the
+    memory figures are the broker's RSS growth over n (and its $SYS figure when asked)."""
+    args = ["-t", "idle", "-c", str(n), "--hold", "2.5", "--pid", str(pid), "--scenario", name]
+    rc, res, err = loadgen(lg, port, args + (["--sys-topic", sys_topic] if sys_topic else []))
+    problems = []
+    if rc != 0 or not res or res.get("ok") is not True:
+        problems.append(f"exit {rc}: {res.get('error') if res else 'no JSON'}")
     else:
-        log(f"ok   {name}: sent {sent}, delivered {delivered}, lost 0, dups 0, reorders 0, "
-            f"p99 {res['latency_us']['p99']:.0f} us")
+        mem = res.get("memory")
+        if res["connect"]["count"] != n:
+            problems.append(f"{res['connect']['count']} connections of {n}")
+        if not mem or mem["broker_pid"] != pid or not mem["rss_before_kib"]:
+            problems.append(f"no memory figure for pid {pid}: {mem}")
+        elif mem["bytes_per_conn"] != round((mem["rss_after_kib"] - mem["rss_before_kib"])
+                                            * 1024 / n):
+            problems.append(f"bytes_per_conn is not (after - before) / n: {mem}")
+        if sys_topic:
+            s = res.get("broker_sys") or {}
+            # The broker holds n more connections: its own heap figure must have grown.
+            if s.get("topic") != sys_topic or s.get("after") is None or \
+                    not s.get("bytes_per_conn", 0) > 0:
+                problems.append(f"no $SYS growth figure from {sys_topic}: {s}")
+    verdict(name, problems, err, lambda: f"{n} connections pinged, broker RSS "
+            f"{res['memory']['rss_before_kib']} -> {res['memory']['rss_after_kib']} KiB"
+            + (f", $SYS {res['broker_sys']['before']} -> {res['broker_sys']['after']}"
+               if sys_topic else ""))
 
 
 def check_fails(name, lg, port, args, want_in_error, timeout=60):
@@ -119,11 +157,7 @@ def check_fails(name, lg, port, args, want_in_error, timeout=60):
                 problems.append(f"a figure was reported: '{k}'")
         if want_in_error not in res.get("error", ""):
             problems.append(f"error {res.get('error')!r} does not mention {want_in_error!r}")
-    if problems:
-        failures.append(name)
-        log(f"FAIL {name}: {'; '.join(problems)}\n{err}")
-    else:
-        log(f"ok   {name}: exit {rc}: {res['error']}")
+    verdict(name, problems, err, lambda: f"exit {rc}: {res['error']}")
 
 
 def start_mosquitto(tmp):
@@ -132,7 +166,7 @@ def start_mosquitto(tmp):
     with open(conf, "w") as f:
         f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
                 "max_inflight_messages 1000\nmax_queued_messages 100000\n"
-                "set_tcp_nodelay true\npersistence false\n")
+                "set_tcp_nodelay true\npersistence false\nsys_interval 1\n")
     proc = subprocess.Popen([shutil.which("mosquitto"), "-c", conf],
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "m.log"), "w"))
     wait_port(port, proc)
@@ -149,7 +183,7 @@ def stop(proc):
             proc.wait()
 
 
-def mosquitto_cases(lg, port):
+def mosquitto_cases(lg, port, pid):
     r = ["-r", "2000"]
     check_ok("mosq pairs qos0 v5", lg, port, ["-q", "0", "-P", "2", "-n", "500"] + r, 1000, 1000)
     check_ok("mosq pairs qos1 v3.1.1", lg, port,
@@ -165,10 +199,17 @@ def mosquitto_cases(lg, port):
              ["-t", "fanin", "-q", "2", "-V", "3", "-P", "4", "-n", "200"] + r, 800, 800)
     check_ok("mosq shared 4 pubs -> 3 members qos1", lg, port,
              ["-t", "shared", "-q", "1", "-P", "4", "-S", "3", "-n", "200"] + r, 800, 800)
+    check_idle("mosq idle 300 with $SYS heap", lg, port, pid, 300, "$SYS/broker/heap/current")
 
 
-def relay_cases(lg, port):
+def relay_cases(lg, port, pid):
     r = ["-r", "4000"]
+    # --pid: both sides' CPU time over the publish phase is reported.
+    rc, res, err = loadgen(lg, port, ["-q", "0", "-P", "2", "-n", "2000", "--pid", str(pid)] + r)
+    cpu = (res or {}).get("cpu") or {}
+    bad = rc != 0 or not cpu.get("window_s") or cpu.get("loadgen_s") is None or \
+        cpu.get("broker_s") is None or cpu.get("loadgen_ns_per_delivery") is None
+    verdict("relay cpu figures", [f"exit {rc}, cpu {cpu}"] if bad else [], err, lambda: f"{cpu}")
     check_ok("relay pairs qos0", lg, port, ["-q", "0", "-P", "2", "-n", "1000"] + r, 2000, 2000)
     check_ok("relay pairs qos1 v3.1.1", lg, port,
              ["-q", "1", "-V", "3", "-P", "2", "-n", "1000"] + r, 2000, 2000)
@@ -243,6 +284,14 @@ def failure_cases(lg, tmp):
                     "connections were ready")
     finally:
         silent.close()
+    # Connections accepted with a CONNACK whose PINGREQ is never answered: an idle run
+    # must not sample memory before the broker has handled a packet on every connection.
+    deaf = FakeServer(b"\x20\x03\x00\x00\x00")
+    try:
+        check_fails("idle PINGREQ unanswered", lg, deaf.port,
+                    ["-t", "idle", "-c", "5", "--connect-timeout", "1"], "PINGREQ answered")
+    finally:
+        deaf.close()
     # Nobody listening.
     check_fails("connection refused", lg, free_port(), ["-n", "100"], "Connection refused")
     # A real broker killed in the middle of the publish phase.
@@ -307,7 +356,7 @@ def main():
                     "the load generator was NOT tested against it")
                 return SKIP
             proc, port = start_mosquitto(tmp)
-            mosquitto_cases(lg, port)
+            mosquitto_cases(lg, port, proc.pid)
             if proc.poll() is not None:
                 failures.append("mosquitto died during the tests")
         elif what == "relay":
@@ -319,12 +368,13 @@ def main():
                 if time.monotonic() > end or proc.poll() is not None:
                     raise RuntimeError("bench_relay did not start")
                 time.sleep(0.05)
-            relay_cases(lg, int(open(pf).read()))
+            relay_cases(lg, int(open(pf).read()), proc.pid)
             if proc.poll() is not None:
                 failures.append("bench_relay died during the tests")
         elif what == "tachyon":
             proc, port = start_tachyond(tmp)
             tachyon_cases(lg, port)
+            check_idle("tachyon idle 300", lg, port, proc.pid, 300)
             if proc.poll() is not None:
                 failures.append("tachyond died during the tests")
         else:
