@@ -80,6 +80,7 @@ struct lg_cfg {
 	uint32_t conns; /* idle / storm connections */
 	uint32_t threads;
 	double rate;	 /* total msg/s over all publishers; 0: as fast as it goes */
+	uint64_t tick_ns; /* fixed rate: sends due within a tick go out in one batch */
 	uint64_t count;	 /* messages per publisher; 0: until duration */
 	double duration; /* publish phase, seconds */
 	double drain;	 /* seconds to wait for the last deliveries */

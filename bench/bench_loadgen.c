@@ -75,6 +75,8 @@ static void usage(FILE *f)
 		"  -T, --threads N          threads (default 2)\n"
 		"  -r, --rate R             total msg/s over all publishers; 0 = as fast as it "
 		"goes\n"
+		"      --tick US            fixed rate: a publisher wakes at most once per US\n"
+		"                           microseconds and sends what is due (default 50)\n"
 		"  -n, --count N            messages per publisher (default: until --duration)\n"
 		"  -d, --duration S         publish phase length (default 5)\n"
 		"      --drain S            wait for the last deliveries (default 5)\n"
@@ -117,6 +119,7 @@ enum {
 	OPT_SCEN,
 	OPT_JSON,
 	OPT_SYS,
+	OPT_TICK,
 };
 
 static const struct option long_opts[] = {
@@ -135,6 +138,7 @@ static const struct option long_opts[] = {
 	{"count", required_argument, NULL, 'n'},
 	{"duration", required_argument, NULL, 'd'},
 	{"drain", required_argument, NULL, OPT_DRAIN},
+	{"tick", required_argument, NULL, OPT_TICK},
 	{"deadline", required_argument, NULL, OPT_DEADLINE},
 	{"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
 	{"hold", required_argument, NULL, OPT_HOLD},
@@ -229,6 +233,7 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 	cfg->threads = 2;
 	cfg->duration = 5;
 	cfg->drain = 5;
+	cfg->tick_ns = 50000;
 	cfg->connect_timeout = 30;
 	cfg->hold = 5;
 	cfg->concurrency = 256;
@@ -300,6 +305,15 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 		case OPT_DRAIN:
 			NUM_OPT(drain, 0, 3600, double);
 			break;
+		case OPT_TICK: {
+			double us;
+			if (num(optarg, 0, 1e6, &us)) {
+				fprintf(stderr, "bench_loadgen: --tick is 0..1000000 microseconds\n");
+				return -EINVAL;
+			}
+			cfg->tick_ns = (uint64_t)(us * 1e3);
+			break;
+		}
 		case OPT_DEADLINE:
 			if (num(optarg, 1, 86400, &deadline)) {
 				fprintf(stderr, "bench_loadgen: --deadline is 1..86400 seconds\n");
