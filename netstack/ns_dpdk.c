@@ -1,30 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The DPDK backend: EAL and ethdev underneath, Tachyon's own ARP/IPv4/ICMP/TCP (ns_ip.c,
- * ns_tcp*.c) on top, behind the same ns.h interface as the kernel backend.
+ * ns_tcp*.c) on top, behind the same ns.h interface as the kernel backend. One stack instance
+ * per worker; ns_dpdk_port.c maps a stack onto a queue pair.
  *
  * Start-up (ns_dpdk_create): EAL from cfg->dpdk_args (split on spaces), the first ethdev port,
- * one RX/TX queue pair per worker, offloads requested only where dev_info lists them (RX IPv4
- * and TCP checksum; everything else, TX checksums included, is done in software), an mbuf
- * pool, link status, then a gratuitous ARP from every worker.
+ * an mbuf pool, nq = min(workers, the device's queues) RX/TX queue pairs with symmetric RSS
+ * where the device has it (ns_dport_configure), one stack per worker sharing one ISN/cookie
+ * secret, the hand-off rings, then one gratuitous ARP (from worker 0).
  *
- * Data path, per worker and without locks: ns_poll() receives a burst, hands each frame to the
- * worker's stack (which takes its own mbuf references for what it queues, so receive stays
- * zero-copy up to the engine), runs the stack's timers, collects events, sends pending ACKs
- * and transmits the TX buffer in bursts. With nothing to report it busy-polls until
+ * Several workers, without locks. Every TCP connection has one owner, the worker
+ * ns_steer_owner(ns_rss_hash(4-tuple)) names (ns_steer.c); the hash is symmetric, so both
+ * directions agree, and active opens pick ports their own core owns. Workers 0..nq-1 each
+ * poll their RX queue; a TCP frame owned by another worker is handed to it through a
+ * single-producer single-consumer rte_ring per (receiver, owner) pair. With RSS programmed as
+ * the steering expects, that almost never happens; on a device with fewer queues than workers
+ * (or RSS of its own choosing, such as net_tap's) it is the normal path. ARP frames go to every
+ * worker: the receiver processes (and answers) its frame and passes the same mbuf, one
+ * reference each, to every other worker, which learns from it only (NS_RXF_ARP_LEARN); a frame
+ * is never written once received, so sharing it is safe. ICMP and anything not TCP stays
+ * with the receiver. A worker without a queue of its own (workers > nq) transmits through a
+ * single-producer ring that worker (idx % nq) drains into its TX queue.
+ *
+ * Data path, per worker: ns_poll() receives a burst and dispatches it, drains its hand-off
+ * rings (and TX rings it serves), runs the stack's timers, collects events, sends pending
+ * ACKs and transmits the TX buffer in bursts. With nothing to report it busy-polls until
  * timeout_ms, yielding the CPU briefly after a run of empty polls (a deliberate concession to
- * shared hosts; a dedicated core would spin).
+ * shared hosts; a dedicated core would spin). The mbuf pool is shared: mbufs cross cores
+ * through the rings and are freed wherever their last reference goes (the mempool handles
+ * that); worker threads register with EAL on their first poll so they get a mempool cache.
  *
- * Fault injection, for tests only: TACHYON_NS_FAULT="loss=P,reorder=Q,seed=S" in the
- * environment drops P% of received and of transmitted frames and delays Q% of received frames
- * behind the next one, so loss and reordering in both directions can be tested against a
- * Linux peer on kernels without sch_netem. It costs one branch per frame when unset.
+ * Tests only: TACHYON_NS_FAULT (see ns_dpdk_port.h) injects loss and reordering;
+ * TACHYON_NS_QUEUES=N caps the queue pairs, so a multi-queue device can exercise the
+ * single-queue paths (hand-off of everything, TX through rings).
  *
- * Limits of this version: one worker (one queue pair). Several workers need RSS with a
- * symmetric key, or software steering through rings where the device has one queue, and ARP
- * delivered to every worker; none of that is here yet, and ns_dpdk_create() refuses
- * workers > 1. EAL can be initialised once per process, so there is one DPDK transport per
- * process.
+ * EAL can be initialised once per process, so there is one DPDK transport per process.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -35,206 +45,224 @@
 #include <arpa/inet.h>
 
 #include <rte_cycles.h>
-#include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_ring.h>
 
 #include "ns_dpdk.h"
+#include "ns_dpdk_port.h"
 #include "ns_stack.h"
 
-#define RX_BURST 32
-#define TX_BURST 64
-#define NB_RXD 1024
-#define NB_TXD 1024
-#define POOL_MBUFS 16383
+#define RX_BURST NS_DPORT_RX_BURST
+#define POOL_MBUFS_MIN 16383
+#define POOL_MBUFS_PER_WORKER 8192
 #define POOL_CACHE 256
-#define MAX_ARGS 64
+#define RING_SIZE 2048	/* frames in flight from one worker to another */
 #define IDLE_SPINS 2000 /* empty polls before yielding the CPU for IDLE_SLEEP_US */
 #define IDLE_SLEEP_US 50
 
+/* Per-worker steering counters (worker-local; read racily for monitoring). */
+struct dsteer_stats {
+	uint64_t rxq_frames; /* frames this worker polled from its own RX queue */
+	uint64_t steer_out;  /* TCP frames handed to their owner */
+	uint64_t steer_in;   /* frames received from other workers (ARP copies included) */
+	uint64_t steer_drop; /* hand-offs refused: the owner's ring was full */
+	uint64_t arp_shared; /* ARP frames passed to the other workers */
+	uint64_t txfwd_in;   /* frames transmitted for queue-less workers */
+	uint64_t txfwd_drop; /* the TX queue refused them */
+};
+
 struct dworker {
 	struct ns_stack st; /* must be first: the worker is a stack */
-	uint16_t port;
-	uint16_t queue;
-	struct rte_mempool *pool;
-	unsigned ntx;
-	uint64_t tx_dropped;
+	struct ns_dport dp;
+	bool has_rxq;
+	bool registered; /* EAL thread registration tried */
+	unsigned nw;
+	struct rte_ring **in;	   /* in[src]: frames worker src handed to us (NULL: none) */
+	struct rte_ring **out;	   /* out[dst]: dst's in[self] */
+	struct rte_ring **txserve; /* TX rings of queue-less workers we transmit for */
+	unsigned ntxserve;
+	struct rte_mbuf **stage; /* stage[dst * RX_BURST + i]: hand-offs of this burst */
+	uint16_t *nstage;
+	struct dsteer_stats ss;
 	atomic_bool wake; /* set by ns_wake(), consumed by the worker: release/acquire pair */
-	unsigned fault_loss, fault_reorder; /* percent; test-only fault injection */
-	uint64_t rng;
-	struct rte_mbuf *fault_held;        /* a received frame delayed behind the next one */
-	struct rte_mbuf *txb[TX_BURST];
 };
 
 struct dtransport {
 	struct ns_transport base;
 	uint16_t port;
+	unsigned nq;
+	bool rss;
+	uint32_t reta_mask;
 	struct rte_mempool *pool;
 	bool port_started;
+	struct rte_ring **rings; /* nw * nw hand-off rings (src * nw + dst), then nw TX rings */
 };
-
-static bool eal_initialised; /* EAL: once per process */
-static char *eal_args_copy;  /* EAL keeps pointers into its argv for the process's life */
 
 static struct dworker *dw(struct ns_worker *w)
 {
 	return (struct dworker *)w;
 }
 
-/* ---- the device under the stack --------------------------------------------------------- */
+/* ---- receive dispatch ----------------------------------------------------------------------- */
 
-static void tx_flush(struct dworker *w)
+/*
+ * Which worker owns a frame: the steering owner for IPv4 TCP (not a fragment: only the first
+ * carries ports), -1 for ARP (everyone), self for anything else.
+ */
+static int frame_owner(const struct dworker *w, const struct dtransport *t,
+		       const struct rte_mbuf *m)
 {
-	unsigned sent = 0;
-	for (unsigned tries = 0; sent < w->ntx && tries < 8; tries++) {
-		sent += rte_eth_tx_burst(w->port, w->queue, w->txb + sent, (uint16_t)(w->ntx - sent));
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = m->data_len;
+	if (len < NS_ETH_HLEN)
+		return (int)w->st.base.idx;
+	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+	if (type == NS_ETH_P_ARP)
+		return -1;
+	if (type != NS_ETH_P_IP || len < NS_ETH_HLEN + NS_IP_HLEN)
+		return (int)w->st.base.idx;
+	const struct ns_ip_hdr *ih = (const struct ns_ip_hdr *)(f + NS_ETH_HLEN);
+	uint32_t hl = (uint32_t)(ih->vihl & 0x0f) * 4;
+	if (ih->proto != NS_IPPROTO_TCP || hl < NS_IP_HLEN ||
+	    (ntohs(ih->frag) & (NS_IP_MF | NS_IP_OFFMASK)) || len < NS_ETH_HLEN + hl + 4)
+		return (int)w->st.base.idx;
+	const uint8_t *th = f + NS_ETH_HLEN + hl;
+	uint16_t sport = (uint16_t)(th[0] << 8 | th[1]), dport = (uint16_t)(th[2] << 8 | th[3]);
+	return (int)ns_steer_owner(ns_rss_hash(ih->src, ih->dst, sport, dport), t->reta_mask,
+				   t->base.nworkers);
+}
+
+static void stage_push(struct dworker *w, unsigned dst, struct rte_mbuf *m)
+{
+	w->stage[dst * RX_BURST + w->nstage[dst]++] = m;
+}
+
+/* Hands the staged frames to their owners; what a full ring refuses is dropped, counted. */
+static void stage_flush(struct dworker *w)
+{
+	for (unsigned d = 0; d < w->nw; d++) {
+		unsigned n = w->nstage[d];
+		if (!n)
+			continue;
+		struct rte_mbuf **b = &w->stage[d * RX_BURST];
+		/* SP enqueue (we are the ring's only producer); pairs with the owner's SC dequeue
+		 */
+		unsigned done = rte_ring_sp_enqueue_burst(w->out[d], (void **)b, n, NULL);
+		for (unsigned i = done; i < n; i++)
+			rte_pktmbuf_free(b[i]);
+		w->ss.steer_drop += n - done;
+		w->nstage[d] = 0;
+	}
+}
+
+static unsigned rx_queue(struct dworker *w, struct dtransport *t)
+{
+	struct rte_mbuf *rx[RX_BURST];
+	unsigned input = 0;
+	uint16_t n = rte_eth_rx_burst(w->dp.port, w->dp.queue, rx, RX_BURST);
+	w->st.base.stats.rx_calls++;
+	w->ss.rxq_frames += n;
+	unsigned self = w->st.base.idx;
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = rx[i];
+		int own = w->nw > 1 ? frame_owner(w, t, m) : (int)self;
+		if (own < 0) {
+			/* ARP: one reference per other worker, then ours (which answers) */
+			for (unsigned d = 0; d < w->nw; d++) {
+				if (d == self)
+					continue;
+				rte_mbuf_refcnt_update(m, 1);
+				stage_push(w, d, m);
+				w->ss.arp_shared++;
+			}
+			own = (int)self;
+		} else if ((unsigned)own != self) {
+			stage_push(w, (unsigned)own, m);
+			w->ss.steer_out++;
+			continue;
+		}
+		input += ns_dport_input(&w->dp, m, 0);
+	}
+	if (w->nw > 1)
+		stage_flush(w);
+	return input;
+}
+
+static unsigned rx_rings(struct dworker *w)
+{
+	struct rte_mbuf *b[RX_BURST];
+	unsigned input = 0;
+	for (unsigned s = 0; s < w->nw; s++) {
+		if (!w->in[s])
+			continue;
+		/* SC dequeue; pairs with the SP enqueue in the sender's stage_flush() */
+		unsigned n = rte_ring_sc_dequeue_burst(w->in[s], (void **)b, RX_BURST, NULL);
+		w->ss.steer_in += n;
+		for (unsigned i = 0; i < n; i++) {
+			const uint8_t *f = rte_pktmbuf_mtod(b[i], const uint8_t *);
+			bool arp = b[i]->data_len >= NS_ETH_HLEN &&
+				   (uint16_t)(f[12] << 8 | f[13]) == NS_ETH_P_ARP;
+			input += ns_dport_input(&w->dp, b[i], arp ? NS_RXF_ARP_LEARN : 0);
+		}
+	}
+	return input;
+}
+
+/* Transmits what queue-less workers queued for our TX queue. */
+static void tx_serve(struct dworker *w)
+{
+	struct rte_mbuf *b[NS_DPORT_TX_BURST];
+	for (unsigned i = 0; i < w->ntxserve; i++) {
+		unsigned n = rte_ring_sc_dequeue_burst(w->txserve[i], (void **)b, NS_DPORT_TX_BURST,
+						       NULL);
+		if (!n)
+			continue;
+		unsigned sent = rte_eth_tx_burst(w->dp.port, w->dp.queue, b, (uint16_t)n);
 		w->st.base.stats.tx_calls++;
+		w->ss.txfwd_in += sent;
+		for (unsigned k = sent; k < n; k++)
+			rte_pktmbuf_free(b[k]);
+		w->ss.txfwd_drop += n - sent;
 	}
-	for (unsigned i = sent; i < w->ntx; i++) {
-		rte_pktmbuf_free(w->txb[i]);
-		w->tx_dropped++;
-	}
-	w->ntx = 0;
-}
-
-static struct ns_pkt *dev_alloc(void *ctx, uint8_t **data)
-{
-	struct dworker *w = ctx;
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
-	if (!m)
-		return NULL;
-	*data = rte_pktmbuf_mtod(m, uint8_t *);
-	return (struct ns_pkt *)m;
-}
-
-static unsigned rnd100(struct dworker *w)
-{
-	w->rng ^= w->rng << 13;
-	w->rng ^= w->rng >> 7;
-	w->rng ^= w->rng << 17;
-	return (unsigned)(w->rng % 100);
-}
-
-static void dev_tx(void *ctx, struct ns_pkt *p, uint16_t len)
-{
-	struct dworker *w = ctx;
-	struct rte_mbuf *m = (struct rte_mbuf *)p;
-	if (w->fault_loss && rnd100(w) < w->fault_loss) {
-		rte_pktmbuf_free(m);
-		return;
-	}
-	m->data_len = len;
-	m->pkt_len = len;
-	w->txb[w->ntx++] = m;
-	if (w->ntx == TX_BURST)
-		tx_flush(w);
-}
-
-static void dev_hold(void *ctx, struct ns_pkt *p)
-{
-	(void)ctx;
-	rte_mbuf_refcnt_update((struct rte_mbuf *)p, 1);
-}
-
-static void dev_release(void *ctx, struct ns_pkt *p)
-{
-	(void)ctx;
-	rte_pktmbuf_free((struct rte_mbuf *)p);
-}
-
-static const struct ns_dev_ops dpdk_dev_ops = {
-	.alloc = dev_alloc,
-	.tx = dev_tx,
-	.hold = dev_hold,
-	.release = dev_release,
-};
-
-static uint64_t now_us(void)
-{
-	return rte_get_timer_cycles() * 1000000ull / rte_get_timer_hz();
 }
 
 /* ---- ns_ops ----------------------------------------------------------------------------- */
 
-/* Test-only: drops or delays a received frame; returns the frame to process now, or NULL. */
-static struct rte_mbuf *fault_rx(struct dworker *w, struct rte_mbuf *m, struct rte_mbuf **after)
-{
-	*after = NULL;
-	if (w->fault_loss && rnd100(w) < w->fault_loss) {
-		rte_pktmbuf_free(m);
-		return NULL;
-	}
-	if (w->fault_held) {
-		*after = w->fault_held; /* the delayed frame goes after this one */
-		w->fault_held = NULL;
-		return m;
-	}
-	if (w->fault_reorder && rnd100(w) < w->fault_reorder) {
-		w->fault_held = m;
-		return NULL;
-	}
-	return m;
-}
-
-static void rx_frame(struct dworker *w, struct rte_mbuf *m);
-
-static void rx_once(struct dworker *w)
-{
-	struct rte_mbuf *rx[RX_BURST];
-	uint16_t n = rte_eth_rx_burst(w->port, w->queue, rx, RX_BURST);
-	w->st.base.stats.rx_calls++;
-	for (uint16_t i = 0; i < n; i++) {
-		if (!w->fault_loss && !w->fault_reorder) {
-			rx_frame(w, rx[i]);
-			continue;
-		}
-		struct rte_mbuf *after, *m = fault_rx(w, rx[i], &after);
-		if (m)
-			rx_frame(w, m);
-		if (after)
-			rx_frame(w, after);
-	}
-	if (!n && w->fault_held) {
-		struct rte_mbuf *m = w->fault_held; /* nothing followed: do not starve it */
-		w->fault_held = NULL;
-		rx_frame(w, m);
-	}
-}
-
-static void rx_frame(struct dworker *w, struct rte_mbuf *m)
-{
-	if (m->nb_segs == 1) {
-		unsigned fl = 0;
-		if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
-			fl |= NS_RXF_IP_CSUM_OK;
-		if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
-			fl |= NS_RXF_L4_CSUM_OK;
-		ns_stack_input(&w->st, (struct ns_pkt *)m, rte_pktmbuf_mtod(m, uint8_t *),
-			       m->data_len, fl);
-	} else {
-		w->st.xs.eth_drop++; /* no scatter configured: cannot happen, counted */
-	}
-	rte_pktmbuf_free(m); /* the stack holds its own references */
-}
-
 static unsigned d_poll(struct ns_worker *base, struct ns_event *ev, unsigned max, int timeout_ms)
 {
 	struct dworker *w = dw(base);
-	uint64_t start = now_us();
+	struct dtransport *t = (struct dtransport *)base->t;
+	if (!w->registered) {
+		/* An EAL lcore id gives this thread a mempool cache; without one (no free lcore
+		 * slot) allocation still works, through the pool's shared ring. */
+		w->registered = true;
+		if (rte_lcore_id() == LCORE_ID_ANY)
+			(void)rte_thread_register();
+	}
+	uint64_t start = ns_dpdk_now_us();
 	uint64_t deadline = timeout_ms > 0 ? start + (uint64_t)timeout_ms * 1000 : 0;
 	unsigned spins = 0;
 
 	for (;;) {
-		w->st.now_us = now_us();
-		rx_once(w);
+		w->st.now_us = ns_dpdk_now_us();
+		unsigned in = 0;
+		if (w->has_rxq)
+			in += rx_queue(w, t);
+		if (w->nw > 1)
+			in += rx_rings(w);
+		if (!in)
+			ns_dport_input_idle(&w->dp);
 		ns_stack_timers(&w->st);
 		unsigned n = ns_stack_events(&w->st, ev, max);
 		ns_stack_flush(&w->st); /* ACKs and window updates owed now */
-		tx_flush(w);
+		ns_dport_tx_flush(&w->dp);
+		if (w->ntxserve)
+			tx_serve(w);
 		/* pairs with the release store in d_wake() */
 		bool woken = atomic_exchange_explicit(&w->wake, false, memory_order_acquire);
 		if (n || timeout_ms == 0 || woken || max == 0)
@@ -251,9 +279,9 @@ static unsigned d_poll(struct ns_worker *base, struct ns_event *ev, unsigned max
 static void d_flush(struct ns_worker *base)
 {
 	struct dworker *w = dw(base);
-	w->st.now_us = now_us();
+	w->st.now_us = ns_dpdk_now_us();
 	ns_stack_flush(&w->st);
-	tx_flush(w);
+	ns_dport_tx_flush(&w->dp);
 }
 
 static void d_wake(struct ns_worker *base)
@@ -262,18 +290,60 @@ static void d_wake(struct ns_worker *base)
 	atomic_store_explicit(&dw(base)->wake, true, memory_order_release);
 }
 
+static void ring_drain_free(struct rte_ring *r)
+{
+	void *m;
+	while (rte_ring_dequeue(r, &m) == 0)
+		rte_pktmbuf_free(m);
+}
+
+/* One line per worker at shutdown: where connections and frames went (tests read it). */
+static void summary(struct dtransport *t)
+{
+	for (unsigned i = 0; i < t->base.nworkers; i++) {
+		struct dworker *w = dw(t->base.workers[i]);
+		if (!w)
+			continue;
+		fprintf(stderr,
+			"netstack: dpdk worker %u: queue %s, accepted %llu, closed %llu, "
+			"rx_frames %llu, queue_frames %llu, steered_out %llu, steered_in %llu, "
+			"steer_drop %llu, arp_shared %llu\n",
+			i, w->has_rxq ? "own" : "none",
+			(unsigned long long)w->st.base.stats.accepted,
+			(unsigned long long)w->st.base.stats.closed,
+			(unsigned long long)w->st.xs.rx_frames,
+			(unsigned long long)w->ss.rxq_frames, (unsigned long long)w->ss.steer_out,
+			(unsigned long long)w->ss.steer_in, (unsigned long long)w->ss.steer_drop,
+			(unsigned long long)w->ss.arp_shared);
+	}
+}
+
 static void d_destroy(struct ns_transport *base)
 {
 	struct dtransport *t = (struct dtransport *)base;
-	for (unsigned i = 0; i < base->nworkers; i++) {
+	if (base->workers)
+		summary(t);
+	unsigned nw = base->nworkers;
+	if (t->rings) {
+		for (unsigned i = 0; i < nw * nw + nw; i++) {
+			if (t->rings[i]) {
+				ring_drain_free(t->rings[i]);
+				rte_ring_free(t->rings[i]);
+			}
+		}
+		free(t->rings);
+	}
+	for (unsigned i = 0; i < nw; i++) {
 		struct dworker *w = dw(base->workers[i]);
 		if (!w)
 			continue;
 		ns_stack_fini(&w->st);
-		if (w->fault_held)
-			rte_pktmbuf_free(w->fault_held);
-		for (unsigned j = 0; j < w->ntx; j++)
-			rte_pktmbuf_free(w->txb[j]);
+		ns_dport_fini(&w->dp);
+		free(w->in);
+		free(w->out);
+		free(w->txserve);
+		free(w->stage);
+		free(w->nstage);
 		rte_free(w);
 	}
 	free(base->workers);
@@ -299,123 +369,69 @@ static const struct ns_ops dpdk_ops = {
 
 /* ---- start-up --------------------------------------------------------------------------- */
 
-static int eal_init(const char *args, char *err, size_t errlen)
-{
-	if (eal_initialised)
-		return 0;
-	char *copy = strdup(args ? args : "");
-	char *argv[MAX_ARGS + 1];
-	int argc = 0;
-	if (!copy) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	argv[argc++] = (char *)"tachyon";
-	for (char *save = NULL, *tok = strtok_r(copy, " \t", &save); tok;
-	     tok = strtok_r(NULL, " \t", &save)) {
-		if (argc == MAX_ARGS) {
-			snprintf(err, errlen, "too many EAL arguments (at most %d)", MAX_ARGS - 1);
-			free(copy);
-			return -E2BIG;
-		}
-		argv[argc++] = tok;
-	}
-	argv[argc] = NULL;
-	int rc = rte_eal_init(argc, argv);
-	if (rc < 0) {
-		snprintf(err, errlen, "rte_eal_init(\"%s\"): %s", args ? args : "",
-			 rte_strerror(rte_errno));
-		free(copy);
-		return -EINVAL;
-	}
-	eal_initialised = true;
-	eal_args_copy = copy;
-	return 0;
-}
-
-static int port_init(struct dtransport *t, unsigned nq, char *err, size_t errlen)
+/* Queue pairs to use: one per worker, as far as the device (and TACHYON_NS_QUEUES) allow. */
+static unsigned queues_for(uint16_t port, unsigned nw)
 {
 	struct rte_eth_dev_info info;
-	uint16_t port = t->port;
-	int rc = rte_eth_dev_info_get(port, &info);
-	if (rc != 0) {
-		snprintf(err, errlen, "port %u: dev_info: %s", port, rte_strerror(-rc));
-		return rc;
-	}
-	if (info.max_rx_queues < nq || info.max_tx_queues < nq) {
-		snprintf(err, errlen, "port %u (%s) has %u/%u queues, %u needed", port,
-			 info.driver_name, info.max_rx_queues, info.max_tx_queues, nq);
-		return -EINVAL;
-	}
-	struct rte_eth_conf conf;
-	memset(&conf, 0, sizeof(conf));
-	/* only what the device says it has */
-	conf.rxmode.offloads = info.rx_offload_capa &
-			       (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
-	if (nq > 1) {
-		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-		conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
-						   (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP);
-	}
-	rc = rte_eth_dev_configure(port, (uint16_t)nq, (uint16_t)nq, &conf);
-	if (rc != 0) {
-		snprintf(err, errlen, "port %u: configure: %s", port, rte_strerror(-rc));
-		return rc;
-	}
-	uint16_t nrxd = NB_RXD, ntxd = NB_TXD;
-	rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrxd, &ntxd);
-	int socket = rte_eth_dev_socket_id(port);
-	if (socket < 0)
-		socket = 0;
-	for (unsigned q = 0; q < nq; q++) {
-		struct rte_eth_rxconf rxc = info.default_rxconf;
-		rxc.offloads = conf.rxmode.offloads;
-		rc = rte_eth_rx_queue_setup(port, (uint16_t)q, nrxd, (unsigned)socket, &rxc, t->pool);
-		if (rc == 0) {
-			struct rte_eth_txconf txc = info.default_txconf;
-			txc.offloads = 0;
-			rc = rte_eth_tx_queue_setup(port, (uint16_t)q, ntxd, (unsigned)socket, &txc);
-		}
-		if (rc != 0) {
-			snprintf(err, errlen, "port %u: queue %u setup: %s", port, q,
-				 rte_strerror(-rc));
-			return rc;
-		}
-	}
-	rc = rte_eth_dev_start(port);
-	if (rc != 0) {
-		snprintf(err, errlen, "port %u: start: %s", port, rte_strerror(-rc));
-		return rc;
-	}
-	t->port_started = true;
-	struct rte_eth_link link;
-	memset(&link, 0, sizeof(link));
-	rte_eth_link_get_nowait(port, &link);
-	fprintf(stderr, "netstack: dpdk port %u (%s): link %s, %u Mb/s, rx offloads 0x%llx\n",
-		port, info.driver_name, link.link_status ? "up" : "down", link.link_speed,
-		(unsigned long long)conf.rxmode.offloads);
-	return 0;
+	if (rte_eth_dev_info_get(port, &info) != 0)
+		return 1;
+	unsigned nq = nw;
+	if (info.max_rx_queues < nq)
+		nq = info.max_rx_queues;
+	if (info.max_tx_queues < nq)
+		nq = info.max_tx_queues;
+	const char *cap = getenv("TACHYON_NS_QUEUES");
+	if (cap && atoi(cap) > 0 && (unsigned)atoi(cap) < nq)
+		nq = (unsigned)atoi(cap);
+	return nq ? nq : 1;
 }
 
-static void fault_config(struct dworker *w)
+static struct rte_ring *ring_make(const char *kind, unsigned a, unsigned b)
 {
-	const char *f = getenv("TACHYON_NS_FAULT");
-	unsigned loss = 0, reorder = 0, seed = 1;
-	if (!f)
-		return;
-	for (const char *p = f; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-		if (!strncmp(p, "loss=", 5))
-			loss = (unsigned)atoi(p + 5);
-		else if (!strncmp(p, "reorder=", 8))
-			reorder = (unsigned)atoi(p + 8);
-		else if (!strncmp(p, "seed=", 5))
-			seed = (unsigned)atoi(p + 5);
+	char name[RTE_RING_NAMESIZE];
+	snprintf(name, sizeof(name), "ns_%s_%u_%u", kind, a, b);
+	return rte_ring_create(name, RING_SIZE, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+}
+
+/* Hand-off rings between workers, TX rings of queue-less workers, staging arrays. */
+static int steering_init(struct dtransport *t)
+{
+	unsigned nw = t->base.nworkers, nq = t->nq;
+	t->rings = calloc((size_t)nw * nw + nw, sizeof(*t->rings));
+	if (!t->rings)
+		return -ENOMEM;
+	for (unsigned i = 0; i < nw; i++) {
+		struct dworker *w = dw(t->base.workers[i]);
+		w->in = calloc(nw, sizeof(*w->in));
+		w->out = calloc(nw, sizeof(*w->out));
+		w->txserve = calloc(nw, sizeof(*w->txserve));
+		w->stage = calloc((size_t)nw * RX_BURST, sizeof(*w->stage));
+		w->nstage = calloc(nw, sizeof(*w->nstage));
+		if (!w->in || !w->out || !w->txserve || !w->stage || !w->nstage)
+			return -ENOMEM;
 	}
-	w->fault_loss = loss < 100 ? loss : 99;
-	w->fault_reorder = reorder < 100 ? reorder : 99;
-	w->rng = 0x9e3779b97f4a7c15ull ^ seed;
-	fprintf(stderr, "netstack: TEST FAULT INJECTION: %u%% loss each way, %u%% reordered\n",
-		w->fault_loss, w->fault_reorder);
+	for (unsigned s = 0; s < nq; s++) {
+		for (unsigned d = 0; d < nw; d++) {
+			if (s == d)
+				continue;
+			struct rte_ring *r = ring_make("rx", s, d);
+			if (!r)
+				return -rte_errno;
+			t->rings[s * nw + d] = r;
+			dw(t->base.workers[s])->out[d] = r;
+			dw(t->base.workers[d])->in[s] = r;
+		}
+	}
+	for (unsigned i = nq; i < nw; i++) {
+		struct rte_ring *r = ring_make("tx", i, i % nq);
+		if (!r)
+			return -rte_errno;
+		t->rings[nw * nw + i] = r;
+		dw(t->base.workers[i])->dp.tx_ring = r;
+		struct dworker *srv = dw(t->base.workers[i % nq]);
+		srv->txserve[srv->ntxserve++] = r;
+	}
+	return 0;
 }
 
 struct ns_transport *ns_dpdk_create(const struct ns_config *cfg, char *err, size_t errlen)
@@ -435,12 +451,11 @@ struct ns_transport *ns_dpdk_create(const struct ns_config *cfg, char *err, size
 		snprintf(err, errlen, "the DPDK backend needs an explicit port");
 		return NULL;
 	}
-	if (cfg->workers != 1) {
-		snprintf(err, errlen, "the DPDK backend runs one worker for now (asked for %u): "
-				      "multi-queue steering is not implemented yet", cfg->workers);
+	if (cfg->workers > 0xffff) {
+		snprintf(err, errlen, "too many workers (%u)", cfg->workers);
 		return NULL;
 	}
-	if (eal_init(cfg->dpdk_args, err, errlen) != 0)
+	if (ns_dpdk_eal_init(cfg->dpdk_args, err, errlen) != 0)
 		return NULL;
 
 	struct dtransport *t = calloc(1, sizeof(*t));
@@ -460,53 +475,69 @@ struct ns_transport *ns_dpdk_create(const struct ns_config *cfg, char *err, size
 		goto fail_port;
 	}
 	t->port = found;
+	unsigned nw = cfg->workers;
+	t->nq = queues_for(t->port, nw);
 	char name[RTE_MEMPOOL_NAMESIZE];
 	snprintf(name, sizeof(name), "ns_pool_%u", t->port);
-	t->pool = rte_pktmbuf_pool_create(name, POOL_MBUFS, POOL_CACHE, 0,
-					  RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+	unsigned nmbufs = POOL_MBUFS_MIN;
+	if (nw * POOL_MBUFS_PER_WORKER > nmbufs)
+		nmbufs = nw * POOL_MBUFS_PER_WORKER - 1;
+	t->pool = rte_pktmbuf_pool_create(name, nmbufs, POOL_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					  rte_socket_id());
 	if (!t->pool) {
 		snprintf(err, errlen, "mbuf pool: %s", rte_strerror(rte_errno));
 		goto fail_port;
 	}
-	if (port_init(t, cfg->workers, err, errlen) != 0)
+	if (ns_dport_configure(t->port, t->nq, t->pool, &t->reta_mask, &t->rss, err, errlen) != 0)
 		goto fail_destroy;
+	t->port_started = true;
 
-	t->base.workers = calloc(cfg->workers, sizeof(*t->base.workers));
+	t->base.workers = calloc(nw, sizeof(*t->base.workers));
 	if (!t->base.workers)
 		goto fail_nomem;
-	t->base.nworkers = cfg->workers;
+	t->base.nworkers = nw;
 	struct rte_ether_addr mac;
 	rte_eth_macaddr_get(t->port, &mac);
-	for (unsigned i = 0; i < cfg->workers; i++) {
+	struct ns_stack_cfg sc;
+	ns_stack_cfg_defaults(&sc); /* one secret for all: any core can check any cookie */
+	sc.ip = ip;
+	sc.netmask = mask;
+	sc.gateway = gw;
+	memcpy(sc.mac, mac.addr_bytes, NS_ETH_ALEN);
+	sc.listen_port = cfg->port;
+	sc.backlog = cfg->backlog > 0 ? (uint32_t)cfg->backlog : 1;
+	sc.max_conns = cfg->max_conns;
+	sc.rx_chunk = cfg->rx_chunk;
+	sc.tx_limit = cfg->tx_limit;
+	sc.steer_workers = (uint16_t)nw;
+	sc.steer_mask = t->reta_mask;
+	for (unsigned i = 0; i < nw; i++) {
 		struct dworker *w = rte_zmalloc("ns_worker", sizeof(*w), RTE_CACHE_LINE_SIZE);
 		if (!w)
 			goto fail_nomem;
 		t->base.workers[i] = &w->st.base;
 		w->st.base.t = &t->base;
 		w->st.base.idx = i;
-		w->port = t->port;
-		w->queue = (uint16_t)i;
-		w->pool = t->pool;
-		fault_config(w);
-		struct ns_stack_cfg sc;
-		ns_stack_cfg_defaults(&sc);
-		sc.ip = ip;
-		sc.netmask = mask;
-		sc.gateway = gw;
-		memcpy(sc.mac, mac.addr_bytes, NS_ETH_ALEN);
-		sc.listen_port = cfg->port;
-		sc.backlog = cfg->backlog > 0 ? (uint32_t)cfg->backlog : 1;
-		sc.max_conns = cfg->max_conns;
-		sc.rx_chunk = cfg->rx_chunk;
-		sc.tx_limit = cfg->tx_limit;
-		if (ns_stack_init(&w->st, &sc, &dpdk_dev_ops, w) != 0) {
+		w->nw = nw;
+		w->has_rxq = i < t->nq;
+		ns_dport_init(&w->dp, &w->st, t->port, (uint16_t)(i < t->nq ? i : i % t->nq),
+			      t->pool);
+		sc.steer_self = (uint16_t)i;
+		if (ns_stack_init(&w->st, &sc, &ns_dport_ops, &w->dp) != 0) {
 			snprintf(err, errlen, "worker %u: stack initialisation failed", i);
 			goto fail_destroy;
 		}
-		w->st.now_us = now_us();
-		ns_stack_start(&w->st); /* gratuitous ARP */
-		tx_flush(w);
+		w->st.now_us = ns_dpdk_now_us();
 	}
+	if (nw > 1 && steering_init(t) != 0) {
+		snprintf(err, errlen, "steering rings: %s", rte_strerror(rte_errno));
+		goto fail_destroy;
+	}
+	struct dworker *w0 = dw(t->base.workers[0]);
+	ns_stack_start(&w0->st); /* one gratuitous ARP for the whole device */
+	ns_dport_tx_flush(&w0->dp);
+	if (w0->dp.tx_ring)
+		NS_DIE("worker 0 always has a queue");
 	return &t->base;
 
 fail_nomem:
@@ -528,17 +559,19 @@ void ns_dpdk_dump_stats(struct ns_transport *base, FILE *f)
 		return;
 	struct dtransport *t = (struct dtransport *)base;
 	struct rte_eth_stats s;
+	fprintf(f, "port%u.queues %u\nport%u.rss %u\n", t->port, t->nq, t->port, t->rss ? 1 : 0);
 	if (rte_eth_stats_get(t->port, &s) == 0) {
-		fprintf(f, "port%u.ipackets %llu\nport%u.opackets %llu\nport%u.ibytes %llu\n"
-			   "port%u.obytes %llu\nport%u.imissed %llu\nport%u.ierrors %llu\n"
-			   "port%u.oerrors %llu\nport%u.rx_nombuf %llu\n",
+		fprintf(f,
+			"port%u.ipackets %llu\nport%u.opackets %llu\nport%u.ibytes %llu\n"
+			"port%u.obytes %llu\nport%u.imissed %llu\nport%u.ierrors %llu\n"
+			"port%u.oerrors %llu\nport%u.rx_nombuf %llu\n",
 			t->port, (unsigned long long)s.ipackets, t->port,
 			(unsigned long long)s.opackets, t->port, (unsigned long long)s.ibytes,
 			t->port, (unsigned long long)s.obytes, t->port,
 			(unsigned long long)s.imissed, t->port, (unsigned long long)s.ierrors,
 			t->port, (unsigned long long)s.oerrors, t->port,
 			(unsigned long long)s.rx_nombuf);
-		for (unsigned q = 0; q < base->nworkers && q < RTE_ETHDEV_QUEUE_STAT_CNTRS; q++)
+		for (unsigned q = 0; q < t->nq && q < RTE_ETHDEV_QUEUE_STAT_CNTRS; q++)
 			fprintf(f, "port%u.q%u.ipackets %llu\nport%u.q%u.opackets %llu\n", t->port,
 				q, (unsigned long long)s.q_ipackets[q], t->port, q,
 				(unsigned long long)s.q_opackets[q]);
@@ -555,7 +588,14 @@ void ns_dpdk_dump_stats(struct ns_transport *base, FILE *f)
 		P("rx_bytes", b->rx_bytes);
 		P("tx_bytes", b->tx_bytes);
 		P("tx_full", b->tx_full);
-		P("tx_dropped", w->tx_dropped);
+		P("tx_dropped", w->dp.tx_dropped);
+		P("queue_frames", w->ss.rxq_frames);
+		P("steer_out", w->ss.steer_out);
+		P("steer_in", w->ss.steer_in);
+		P("steer_drop", w->ss.steer_drop);
+		P("arp_shared", w->ss.arp_shared);
+		P("txfwd_in", w->ss.txfwd_in);
+		P("txfwd_drop", w->ss.txfwd_drop);
 		P("rx_frames", x->rx_frames);
 		P("tx_frames", x->tx_frames);
 		P("tx_nobuf", x->tx_nobuf);

@@ -16,7 +16,9 @@ struct ns_transport;
 
 /*
  * Writes the port, queue and stack counters of a DPDK transport to f, one "name value" per
- * line. Any thread; the worker counters are read racily. Does nothing for other backends.
+ * line (per queue: port<P>.q<Q>.*; per worker: w<I>.*, steering included). Any thread; the
+ * worker counters are read racily. Does nothing for other backends. (ns_destroy() also
+ * prints one "netstack: dpdk worker I: ..." summary line per worker on stderr.)
  */
 void ns_dpdk_dump_stats(struct ns_transport *t, FILE *f);
 

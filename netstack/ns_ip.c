@@ -8,7 +8,9 @@
  *
  * The ARP cache is per stack, i.e. per worker core: every core learns from the ARP frames it
  * sees. A backend with several workers must hand every ARP frame to every worker (ns_dpdk.c
- * clones them), so that each core resolves its own peers without shared state.
+ * shares each one, read-only, by reference count), so that each core resolves its own peers
+ * without shared state; the copies are marked NS_RXF_ARP_LEARN so only the core that received
+ * the frame answers it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -163,7 +165,8 @@ int ns_stack_init(struct ns_stack *st, const struct ns_stack_cfg *cfg,
 
 	if (cfg->mtu < 576 || cfg->mtu > 1500 || cfg->rcv_buf < 4096 ||
 	    cfg->rcv_buf > (1u << 30) || cfg->max_conns == 0 || cfg->rx_chunk == 0 ||
-	    cfg->tx_limit == 0 || cfg->max_segs < 4)
+	    cfg->tx_limit == 0 || cfg->max_segs < 4 ||
+	    (cfg->steer_workers > 1 && cfg->steer_self >= cfg->steer_workers))
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
 	st->base = keep;
@@ -356,7 +359,7 @@ void ip_output(struct ns_stack *st, struct ns_pkt *p, uint8_t *frame, uint16_t l
 	}
 }
 
-static void arp_input(struct ns_stack *st, const uint8_t *f, uint32_t len)
+static void arp_input(struct ns_stack *st, const uint8_t *f, uint32_t len, unsigned rx_flags)
 {
 	if (len < NS_ETH_HLEN + sizeof(struct ns_arp_hdr)) {
 		st->xs.eth_drop++;
@@ -391,7 +394,7 @@ static void arp_input(struct ns_stack *st, const uint8_t *f, uint32_t len)
 			eth_send(st, p, e->held_frame, e->held_len, e->mac);
 		}
 	}
-	if (for_us && ah->op == htons(NS_ARP_REQUEST))
+	if (for_us && ah->op == htons(NS_ARP_REQUEST) && !(rx_flags & NS_RXF_ARP_LEARN))
 		arp_send(st, NS_ARP_REPLY, sha, spa, sha);
 }
 
@@ -493,7 +496,7 @@ void ns_stack_input(struct ns_stack *st, struct ns_pkt *p, const uint8_t *frame,
 		ip_input(st, p, frame, len, rx_flags);
 		break;
 	case NS_ETH_P_ARP:
-		arp_input(st, frame, len);
+		arp_input(st, frame, len, rx_flags);
 		break;
 	default:
 		st->xs.eth_drop++;

@@ -47,6 +47,9 @@ struct ns_dev_ops {
 /* Receive-side facts the device may know (checksum offload); all false means "verify". */
 #define NS_RXF_IP_CSUM_OK 0x1
 #define NS_RXF_L4_CSUM_OK 0x2
+/* A copy of an ARP frame that another worker of the same device received and answers: learn
+ * the sender, never reply (one answer per request, not one per worker). */
+#define NS_RXF_ARP_LEARN 0x4
 
 #define NS_ETH_ALEN 6
 #define NS_ETH_HLEN 14

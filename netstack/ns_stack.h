@@ -60,6 +60,11 @@ struct ns_stack_cfg {
 	bool timestamps;    /* offer/accept RFC 7323 timestamps */
 	bool wscale;        /* offer/accept RFC 7323 window scaling */
 	bool syncookies;    /* answer with SYN cookies when the backlog is full */
+	/* Flow steering (ns_steer.c), for stacks that are one of several workers on a device:
+	 * active opens pick a local port whose flow ns_steer_owner() gives to steer_self. */
+	uint16_t steer_workers; /* 0 or 1: no constraint */
+	uint16_t steer_self;
+	uint32_t steer_mask;    /* indirection-table mask (table size - 1) */
 };
 
 /* Counters beyond struct ns_stats; worker-local, read racily for monitoring. */
@@ -202,14 +207,30 @@ size_t ns_stack_pending(const struct ns_conn *c);
  */
 int ns_stack_connect(struct ns_stack *st, uint32_t raddr, uint16_t rport, struct ns_conn **out);
 
-/* A keyed 64-bit hash (SipHash-2-4) over len bytes; ISNs, cookies and flow steering use it. */
+/* A keyed 64-bit hash (SipHash-2-4) over len bytes; ISNs, cookies and port choice use it. */
 uint64_t ns_siphash(const uint8_t key[16], const void *data, size_t len);
 
 /*
- * The flow hash steering uses: symmetric (the same for both directions of a connection), so
- * a frame and its answer land on the same core. Addresses network order, ports host order.
+ * The hash of the per-core flow table: symmetric (the same for both directions of a
+ * connection). Addresses network order, ports host order. (Which core owns a flow is
+ * ns_rss_hash()'s business, below.)
  */
 uint32_t ns_flow_hash(uint32_t a1, uint16_t p1, uint32_t a2, uint16_t p2);
+
+/* ---- ns_steer.c: which worker owns a flow (see the design comment there) ---- */
+
+/* Fills key[0..len) with the symmetric Toeplitz key the device's RSS must use. */
+void ns_rss_key(uint8_t *key, size_t len);
+
+/*
+ * The Toeplitz hash of an IPv4 TCP 4-tuple (source address, destination address, source
+ * port, destination port) under ns_rss_key(): what an RSS device computes for the frame, and
+ * the same for both directions. Addresses network order, ports host order.
+ */
+uint32_t ns_rss_hash(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
+
+/* The worker owning a flow of that hash: entry hash & reta_mask of a table holding i % n. */
+unsigned ns_steer_owner(uint32_t hash, uint32_t reta_mask, unsigned nworkers);
 
 /* Parses "A.B.C.D/LEN" into network-order address and mask. Returns 0 or -EINVAL. */
 int ns_parse_cidr(const char *s, uint32_t *ip, uint32_t *mask);

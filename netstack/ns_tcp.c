@@ -742,10 +742,19 @@ int ns_stack_connect(struct ns_stack *st, uint32_t raddr, uint16_t rport, struct
 		return -EMFILE;
 	uint16_t lport = 0;
 	uint32_t r = (uint32_t)ns_siphash(st->cfg.secret, &st->now_us, sizeof(st->now_us));
-	for (unsigned i = 0; i < 256 && !lport; i++) {
+	/* With several workers on one device, only a port whose flow this core owns will see
+	 * the answers (ns_steer.c): about one candidate in steer_workers qualifies, so the walk
+	 * is longer by that factor. */
+	unsigned tries = 256 * (st->cfg.steer_workers > 1 ? st->cfg.steer_workers : 1u);
+	for (unsigned i = 0; i < tries && !lport; i++) {
 		uint16_t cand = (uint16_t)(32768 + (r + i * 7919) % 28232);
-		if (cand != st->cfg.listen_port && !tcb_lookup(st, raddr, rport, cand))
-			lport = cand;
+		if (cand == st->cfg.listen_port || tcb_lookup(st, raddr, rport, cand))
+			continue;
+		if (st->cfg.steer_workers > 1 &&
+		    ns_steer_owner(ns_rss_hash(st->cfg.ip, raddr, cand, rport), st->cfg.steer_mask,
+				   st->cfg.steer_workers) != st->cfg.steer_self)
+			continue;
+		lport = cand;
 	}
 	if (!lport)
 		return -EADDRNOTAVAIL;

@@ -9,6 +9,12 @@ skip() {
     exit 77
 }
 
+# fail WHY: says so and exits 1 (the EXIT trap of the caller cleans up).
+fail() {
+    echo "FAILED: $*"
+    exit 1
+}
+
 # need_netns: root, /dev/net/tun, iproute2 and /usr/bin/python3, or skip.
 need_netns() {
     [ "$(id -u)" -eq 0 ] || skip "needs root (network namespace, tap device)"

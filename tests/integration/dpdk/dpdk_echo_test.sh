@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# dpdk_echo_test.sh NS_ECHO MODE: the DPDK backend against Linux's TCP through a net_tap
+# dpdk_echo_test.sh NS_ECHO MODE [WORKERS]: the DPDK backend against Linux's TCP through a net_tap
 # device, inside a network namespace this test creates (tq-<pid>) and removes on exit.
 #   clean: ping (ICMP echo), then byte-exact echo transfers (1 x 8 MiB, 8 x 1 MiB).
 #   netem: the same with tc netem on both directions of the tap (5% loss, 5 ms delay with
@@ -8,10 +8,13 @@
 #          on kernels without sch_netem.
 #   fault: the same with the backend's test-only fault injection (TACHYON_NS_FAULT: 5% loss
 #          each way, 10% of received frames reordered), for kernels without sch_netem.
+# WORKERS (default 1): ns_echo's workers, one thread each; with more than one, the transfers
+# must also have used every worker (its per-worker shutdown counters say so).
 # Needs root and /dev/net/tun: otherwise it prints why and exits 77 (skipped, never passed).
 set -uo pipefail
 echo_bin=$1
 mode=${2:-clean}
+workers=${3:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 
 . "$here/../netns_lib.sh"
@@ -47,17 +50,13 @@ cleanup() {
     rm -rf "$work" /var/run/dpdk/tq$$ # the EAL runtime directory of our --file-prefix
 }
 trap cleanup EXIT
-fail() {
-    echo "FAILED: $*"
-    exit 1
-}
 
 ip netns add "$ns" || fail "ip netns add"
 ip -n "$ns" link set lo up
 eal="--no-huge -m 512 --no-pci --file-prefix=tq$$ --no-telemetry -l 0 --log-level=*:warning"
 eal="$eal --vdev=net_tap0,iface=$ifc"
 ip netns exec "$ns" "$echo_bin" --backend dpdk --dpdk-args "$eal" --ip 10.77.0.2/24 \
-    --port 7000 --stats >"$work/out" 2>"$work/err" &
+    --port 7000 --workers "$workers" --stats >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 300); do
     grep -q '^ready' "$work/out" 2>/dev/null && break
@@ -91,6 +90,8 @@ if [ "$mode" != clean ]; then
 else
     runs=("1 8388608 60" "8 1048576 60" "32 65536 60")
 fi
+# enough connections that each of several workers gets some (all on one: 2^-20 for two)
+[ "$workers" -le 1 ] || [ "$mode" = clean ] || runs+=("16 65536 120")
 status=0
 for r in "${runs[@]}"; do
     # shellcheck disable=SC2086
@@ -103,4 +104,10 @@ rc=$?
 pid=
 [ $rc -eq 0 ] || fail "ns_echo exited with status $rc (sanitizer report above?)"
 [ $status -eq 0 ] || fail "transfer mismatch"
+if [ "$workers" -gt 1 ]; then
+    for i in $(seq 0 $((workers - 1))); do
+        grep -qE "^netstack: dpdk worker $i: .*accepted [1-9]" "$work/err" ||
+            fail "worker $i accepted no connection"
+    done
+fi
 echo PASSED

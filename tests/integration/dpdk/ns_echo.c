@@ -6,12 +6,14 @@
  * with either backend, so the same client script can compare them.
  *
  *   ns_echo --backend dpdk --dpdk-args "<EAL args>" --ip A.B.C.D/LEN [--gateway A.B.C.D]
- *           --port N [--seconds S] [--stats]
- *   ns_echo --backend kernel --bind 127.0.0.1 --port N
+ *           --port N [--workers W] [--seconds S] [--stats]
+ *   ns_echo --backend kernel --bind 127.0.0.1 --port N [--workers W]
  *
  * Prints "ready <port>" on stdout once listening; runs until SIGINT/SIGTERM or --seconds.
+ * With --workers W, each worker is polled by a thread of its own, as the engine does.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +29,20 @@ struct echo_conn {
 	struct echo_conn *prev, *next; /* open connections, freed at exit if still open */
 };
 
-static struct echo_conn *open_conns;
+/* One per worker, touched only by its thread. */
+struct echo_worker {
+	struct ns_worker *w;
+	struct echo_conn *open_conns;
+	pthread_t thread;
+	double seconds;
+};
 
-static void conn_unlink(struct echo_conn *e)
+static void conn_unlink(struct echo_worker *ew, struct echo_conn *e)
 {
 	if (e->prev)
 		e->prev->next = e->next;
 	else
-		open_conns = e->next;
+		ew->open_conns = e->next;
 	if (e->next)
 		e->next->prev = e->prev;
 }
@@ -69,6 +77,69 @@ static int send_or_hold(struct ns_conn *c, struct echo_conn *e, const uint8_t *d
 	return 0;
 }
 
+/* One worker's loop: until SIGINT/SIGTERM or the --seconds deadline. */
+static void *echo_thread(void *arg)
+{
+	struct echo_worker *ew = arg;
+	struct ns_worker *w = ew->w;
+	double seconds = ew->seconds;
+	struct ns_event ev[256];
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!stop) {
+		unsigned n = ns_poll(w, ev, 256, 10);
+		for (unsigned i = 0; i < n; i++) {
+			struct ns_conn *c = ev[i].conn;
+			/* not ev[i].user: DATA collected with its ACCEPT predates set_user */
+			struct echo_conn *e = ns_conn_user(c);
+			switch (ev[i].type) {
+			case NS_EV_ACCEPT:
+				e = calloc(1, sizeof(*e));
+				if (!e) {
+					ns_close(c, false);
+					break;
+				}
+				ns_conn_set_user(c, e);
+				e->next = ew->open_conns;
+				if (ew->open_conns)
+					ew->open_conns->prev = e;
+				ew->open_conns = e;
+				break;
+			case NS_EV_DATA:
+				if (!e)
+					break; /* no state (calloc failed): already being reset */
+				if (send_or_hold(c, e, ev[i].data, ev[i].len) != 0)
+					ns_close(c, false);
+				break;
+			case NS_EV_WRITABLE:
+				if (e->held_len) {
+					struct iovec v = {e->held, e->held_len};
+					if (ns_send(c, &v, 1) == 0) {
+						e->held_len = 0;
+						ns_pause_rx(c, false);
+					}
+				}
+				break;
+			case NS_EV_CLOSED:
+				if (e) {
+					conn_unlink(ew, e);
+					free(e->held);
+					free(e);
+				}
+				break;
+			}
+		}
+		ns_flush(w);
+		if (seconds > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if ((double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 >
+			    seconds)
+				break;
+		}
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct ns_config cfg;
@@ -99,6 +170,8 @@ int main(int argc, char **argv)
 			cfg.bind = v;
 		else if (!strcmp(a, "--port"))
 			cfg.port = (uint16_t)atoi(v);
+		else if (!strcmp(a, "--workers"))
+			cfg.workers = (unsigned)atoi(v);
 		else if (!strcmp(a, "--seconds"))
 			seconds = atof(v);
 		else {
@@ -117,75 +190,47 @@ int main(int argc, char **argv)
 	printf("ready %u\n", ns_port(t));
 	fflush(stdout);
 
-	struct ns_worker *w = ns_worker_get(t, 0);
-	struct ns_event ev[256];
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!stop) {
-		unsigned n = ns_poll(w, ev, 256, 10);
-		for (unsigned i = 0; i < n; i++) {
-			struct ns_conn *c = ev[i].conn;
-			/* not ev[i].user: DATA collected with its ACCEPT predates set_user */
-			struct echo_conn *e = ns_conn_user(c);
-			switch (ev[i].type) {
-			case NS_EV_ACCEPT:
-				e = calloc(1, sizeof(*e));
-				if (!e) {
-					ns_close(c, false);
-					break;
-				}
-				ns_conn_set_user(c, e);
-				e->next = open_conns;
-				if (open_conns)
-					open_conns->prev = e;
-				open_conns = e;
-				break;
-			case NS_EV_DATA:
-				if (!e)
-					break; /* no state (calloc failed): already being reset */
-				if (send_or_hold(c, e, ev[i].data, ev[i].len) != 0)
-					ns_close(c, false);
-				break;
-			case NS_EV_WRITABLE:
-				if (e->held_len) {
-					struct iovec v = {e->held, e->held_len};
-					if (ns_send(c, &v, 1) == 0) {
-						e->held_len = 0;
-						ns_pause_rx(c, false);
-					}
-				}
-				break;
-			case NS_EV_CLOSED:
-				if (e) {
-					conn_unlink(e);
-					free(e->held);
-					free(e);
-				}
-				break;
-			}
-		}
-		ns_flush(w);
-		if (seconds > 0) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if ((double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 >
-			    seconds)
-				break;
+	unsigned nw = ns_worker_count(t);
+	struct echo_worker *ews = calloc(nw, sizeof(*ews));
+	if (!ews) {
+		fprintf(stderr, "ns_echo: out of memory\n");
+		ns_destroy(t);
+		return 1;
+	}
+	for (unsigned i = 0; i < nw; i++) {
+		ews[i].w = ns_worker_get(t, i);
+		ews[i].seconds = seconds;
+		if (i > 0 && pthread_create(&ews[i].thread, NULL, echo_thread, &ews[i]) != 0) {
+			fprintf(stderr, "ns_echo: cannot start worker %u\n", i);
+			stop = 1;
+			nw = i;
+			break;
 		}
 	}
+	if (nw > 0)
+		echo_thread(&ews[0]);
+	for (unsigned i = 1; i < nw; i++)
+		pthread_join(ews[i].thread, NULL);
 	if (stats) {
-		const struct ns_stats *s = ns_worker_stats(w);
-		fprintf(stderr, "accepted %llu closed %llu rx_bytes %llu tx_bytes %llu\n",
-			(unsigned long long)s->accepted, (unsigned long long)s->closed,
-			(unsigned long long)s->rx_bytes, (unsigned long long)s->tx_bytes);
+		for (unsigned i = 0; i < nw; i++) {
+			const struct ns_stats *s = ns_worker_stats(ews[i].w);
+			fprintf(stderr, "worker %u: accepted %llu closed %llu rx_bytes %llu "
+					"tx_bytes %llu\n", i,
+				(unsigned long long)s->accepted, (unsigned long long)s->closed,
+				(unsigned long long)s->rx_bytes, (unsigned long long)s->tx_bytes);
+		}
 		ns_dpdk_dump_stats(t, stderr);
 	}
 	ns_destroy(t);
 	/* connections still open when we were told to stop (a peer's FIN still in flight) */
-	while (open_conns) {
-		struct echo_conn *e = open_conns;
-		conn_unlink(e);
-		free(e->held);
-		free(e);
+	for (unsigned i = 0; i < nw; i++) {
+		while (ews[i].open_conns) {
+			struct echo_conn *e = ews[i].open_conns;
+			conn_unlink(&ews[i], e);
+			free(e->held);
+			free(e);
+		}
 	}
+	free(ews);
 	return 0;
 }

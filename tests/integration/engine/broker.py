@@ -7,8 +7,8 @@ Every broker started here is stopped (SIGTERM, then SIGKILL) at exit, every wait
 
 DPDK mode (dpdk_e2e.sh sets it up and runs the test script inside a network namespace it
 created): TACHYON_IT_DPDK_NET=A.B.C and TACHYON_IT_DPDK_PREFIX=NAME in the environment make
-every broker run the DPDK backend on a net_tap device (one worker, EAL file prefix NAME<n>,
-tap NAME<n>) at A.B.C.2, the tap's kernel side gets A.B.C.1, and every client talks to HOST =
+every broker run the DPDK backend on a net_tap device (at most TACHYON_IT_DPDK_WORKERS workers,
+default 1; EAL file prefix NAME<n>, tap NAME<n>) at A.B.C.2, the tap's kernel side gets A.B.C.1, and every client talks to HOST =
 A.B.C.2. Brokers then run one at a time (they share the subnet).
 """
 import atexit
@@ -26,6 +26,7 @@ SKIP = 77
 DPDK_NET = os.environ.get('TACHYON_IT_DPDK_NET')
 DPDK_PREFIX = os.environ.get('TACHYON_IT_DPDK_PREFIX', 'tqit')
 DPDK = DPDK_NET is not None
+DPDK_WORKERS = int(os.environ.get('TACHYON_IT_DPDK_WORKERS', '1'))
 HOST = DPDK_NET + '.2' if DPDK else '127.0.0.1'  # where clients connect
 _brokers = []
 _dpdk_seq = 0
@@ -73,7 +74,7 @@ class Broker:
         self.port = None
         self.proc = None
         self.log = None
-        self.workers = 1 if DPDK else workers  # the DPDK backend runs one worker
+        self.workers = min(workers, DPDK_WORKERS) if DPDK else workers
         self.conf = conf or {}
         self.args = list(args)
 

@@ -4,8 +4,10 @@
 # backend. Creates a network namespace of its own (tq-e2e-<pid>, removed on exit), and runs
 # the test script inside it, so the broker's net_tap device and every client (raw sockets,
 # paho, mosquitto_pub/sub) live there: broker.py's DPDK mode (TACHYON_IT_DPDK_NET) starts each
-# broker with --backend dpdk --workers 1 at 10.77.<n>.2 with a unique EAL file prefix, and
-# gives the tap's kernel side 10.77.<n>.1. Each group is bounded by GROUP_TIMEOUT seconds.
+# broker with --backend dpdk at 10.77.<n>.2 with a unique EAL file prefix, and gives the tap's
+# kernel side 10.77.<n>.1. Each group is bounded by GROUP_TIMEOUT seconds.
+# DPDK_WORKERS=N in the environment lets brokers run up to N workers (as many as the test asks
+# for, 2 by default; the DPDK backend then steers flows between them); default 1.
 # Needs root and /dev/net/tun: otherwise it says why and exits 77 (skipped, never passed).
 set -uo pipefail
 exe=$1
@@ -34,9 +36,9 @@ ip -n "$ns" link set lo up
 
 rc=0
 for g in "$@"; do
-    echo "=== $g (dpdk backend, $net.2, namespace $ns)"
+    echo "=== $g (dpdk backend, up to ${DPDK_WORKERS:-1} workers, $net.2, namespace $ns)"
     timeout -k 5 "$GROUP_TIMEOUT" ip netns exec "$ns" env TACHYON_IT_DPDK_NET="$net" \
-        TACHYON_IT_DPDK_PREFIX="$prefix" $py "$here/test_tachyond.py" "$exe" "$g"
+        TACHYON_IT_DPDK_PREFIX="$prefix" TACHYON_IT_DPDK_WORKERS="${DPDK_WORKERS:-1}" $py "$here/test_tachyond.py" "$exe" "$g"
     r=$?
     case $r in
     0) ;;

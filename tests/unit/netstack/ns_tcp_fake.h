@@ -61,16 +61,38 @@ struct FakeDev {
 		return &o;
 	}
 	// Feeds one frame as the device would: a fresh buffer, released after the call.
-	void feed(ns_stack *st, const std::vector<uint8_t> &f)
+	// rx_flags: NS_RXF_* the device vouches for.
+	void feed(ns_stack *st, const std::vector<uint8_t> &f, unsigned rx_flags = 0)
 	{
 		auto *p = new FakePkt();
 		p->ref = 1;
 		live++;
 		memcpy(p->data, f.data(), f.size());
-		ns_stack_input(st, reinterpret_cast<ns_pkt *>(p), p->data, (uint32_t)f.size(), 0);
+		ns_stack_input(st, reinterpret_cast<ns_pkt *>(p), p->data, (uint32_t)f.size(),
+			       rx_flags);
 		put(this, p);
 	}
 };
+
+// An ARP frame (broadcast) from sha/spa about tpa.
+inline std::vector<uint8_t> arp_frame(uint16_t op, const uint8_t *sha, uint32_t spa, uint32_t tpa)
+{
+	std::vector<uint8_t> f(60);
+	auto *eh = reinterpret_cast<ns_eth_hdr *>(f.data());
+	memset(eh->dst, 0xff, 6);
+	memcpy(eh->src, sha, 6);
+	eh->type = htons(NS_ETH_P_ARP);
+	auto *ah = reinterpret_cast<ns_arp_hdr *>(f.data() + NS_ETH_HLEN);
+	ah->htype = htons(1);
+	ah->ptype = htons(NS_ETH_P_IP);
+	ah->hlen = 6;
+	ah->plen = 4;
+	ah->op = htons(op);
+	memcpy(ah->sha, sha, 6);
+	ah->spa = spa;
+	ah->tpa = tpa;
+	return f;
+}
 
 inline uint32_t ip4(const char *s)
 {

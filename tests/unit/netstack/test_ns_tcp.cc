@@ -55,21 +55,7 @@ struct Tcp : ::testing::Test {
 	}
 	std::vector<uint8_t> arp(uint16_t op, uint32_t spa, uint32_t tpa)
 	{
-		std::vector<uint8_t> f(60);
-		auto *eh = reinterpret_cast<ns_eth_hdr *>(f.data());
-		memset(eh->dst, 0xff, 6);
-		memcpy(eh->src, kPeerMac, 6);
-		eh->type = htons(NS_ETH_P_ARP);
-		auto *ah = reinterpret_cast<ns_arp_hdr *>(f.data() + NS_ETH_HLEN);
-		ah->htype = htons(1);
-		ah->ptype = htons(NS_ETH_P_IP);
-		ah->hlen = 6;
-		ah->plen = 4;
-		ah->op = htons(op);
-		memcpy(ah->sha, kPeerMac, 6);
-		ah->spa = spa;
-		ah->tpa = tpa;
-		return f;
+		return arp_frame(op, kPeerMac, spa, tpa);
 	}
 	void in(uint8_t flags, uint32_t seq, uint32_t ack, uint16_t win = 65535,
 		const std::string &data = "", const TcpOpt &o = {}, uint16_t sport = kPeerPort)
