@@ -93,6 +93,7 @@ struct lg_cfg {
 	uint32_t src_ips;     /* bind sources 127.0.0.1 .. 127.0.0.N (IPv4 only) */
 	uint16_t keepalive;
 	bool strict;	 /* any loss, duplicate or reordering fails the run */
+	bool netns_local; /* a 10/8 broker inside this process's own network namespace */
 	int pid;	 /* broker pid for memory sampling; 0: none */
 	char prefix[64]; /* topic prefix */
 	char run_id[32]; /* unique per run: client ids and topics */

@@ -19,6 +19,7 @@
  * 3 the broker broke a delivery guarantee (QoS 1/2 loss, QoS 2 duplicates, or any anomaly with
  * --strict): the JSON carries the anomaly counts but no throughput or latency.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +65,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: bench_loadgen [options]\n"
 		"  -H, --host HOST          broker address (default 127.0.0.1; loopback only)\n"
+		"      --netns-local        also accept a 10.x.y.z broker address, only when this\n"
+		"                           process runs in a network namespace of its own\n"
 		"  -p, --port PORT          broker port (default 1883)\n"
 		"  -t, --topology T         pairs|fanin|fanout|wildcard|shared|idle|storm (pairs)\n"
 		"  -V, --mqtt V             3 (3.1.1) or 5 (default 5)\n"
@@ -120,6 +124,7 @@ enum {
 	OPT_JSON,
 	OPT_SYS,
 	OPT_TICK,
+	OPT_NETNS,
 };
 
 static const struct option long_opts[] = {
@@ -139,6 +144,7 @@ static const struct option long_opts[] = {
 	{"duration", required_argument, NULL, 'd'},
 	{"drain", required_argument, NULL, OPT_DRAIN},
 	{"tick", required_argument, NULL, OPT_TICK},
+	{"netns-local", no_argument, NULL, OPT_NETNS},
 	{"deadline", required_argument, NULL, OPT_DEADLINE},
 	{"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
 	{"hold", required_argument, NULL, OPT_HOLD},
@@ -187,6 +193,34 @@ static int idx_of(int c)
 	return 0;
 }
 
+/*
+ * True when this process runs in a network namespace made with `ip netns add` (one of those
+ * bound under /var/run/netns), where a 10/8 address is a virtual link a script created. The
+ * initial namespace is never one of them.
+ */
+static bool in_own_netns(void)
+{
+	struct stat self, st;
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (stat("/proc/self/ns/net", &self))
+		return false;
+	d = opendir("/var/run/netns");
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		char path[300];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/var/run/netns/%s", e->d_name);
+		found = !stat(path, &st) && st.st_ino == self.st_ino && st.st_dev == self.st_dev;
+	}
+	closedir(d);
+	return found;
+}
+
 static int resolve(struct lg_cfg *cfg)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
@@ -203,7 +237,21 @@ static int resolve(struct lg_cfg *cfg)
 	/* Loopback only: this tool must never load a network by accident. */
 	if (cfg->addr.ss_family == AF_INET) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)&cfg->addr;
-		if ((ntohl(a->sin_addr.s_addr) >> 24) != 127)
+		uint32_t net8 = ntohl(a->sin_addr.s_addr) >> 24;
+		if (net8 == 10 && cfg->netns_local) {
+			if (!in_own_netns()) {
+				fprintf(stderr, "bench_loadgen: --netns-local: this process is not in a "
+						"namespace made by ip netns add; refusing %s\n",
+					cfg->host);
+				return -EINVAL;
+			}
+			if (cfg->src_ips > 1) {
+				fprintf(stderr, "bench_loadgen: --src-ips is for loopback only\n");
+				return -EINVAL;
+			}
+			return 0;
+		}
+		if (net8 != 127)
 			goto not_loopback;
 	} else if (cfg->addr.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&cfg->addr;
@@ -304,6 +352,9 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 			break;
 		case OPT_DRAIN:
 			NUM_OPT(drain, 0, 3600, double);
+			break;
+		case OPT_NETNS:
+			cfg->netns_local = true;
 			break;
 		case OPT_TICK: {
 			double us;

@@ -292,6 +292,19 @@ def failure_cases(lg, tmp):
                     ["-t", "idle", "-c", "5", "--connect-timeout", "1"], "PINGREQ answered")
     finally:
         deaf.close()
+    # Addresses outside loopback are refused before anything is sent, --netns-local included
+    # when this process is not in a namespace made by `ip netns add`.
+    for extra in ([], ["--netns-local"]):
+        name = "non-loopback address refused" + (" (--netns-local)" if extra else "")
+        rc, res, err = loadgen(lg, 1883, ["-H", "10.1.2.3", "-n", "1"] + extra, timeout=10)
+        problems = []
+        if rc in (None, 0):
+            problems.append(f"exit status {rc}")
+        if res is not None:
+            problems.append("a JSON result was written")
+        if "refusing" not in err:
+            problems.append("stderr does not say it refuses the address")
+        verdict(name, problems, err, lambda: err.strip().splitlines()[-1])
     # Nobody listening.
     check_fails("connection refused", lg, free_port(), ["-n", "100"], "Connection refused")
     # A real broker killed in the middle of the publish phase.
