@@ -84,6 +84,8 @@ static const struct opt opts[] = {
 	BOOL("allow_anonymous", allow_anonymous, "accept clients without a user name"),
 	STR("password_file", password_file, "file of users and PBKDF2-SHA512 hashes"),
 	STR("acl_file", acl_file, "access control list file"),
+	U32("auth_threads", auth_threads, 1, 64,
+	    "threads checking passwords and running authentication hooks"),
 	ENUM("log_level", log_level, level_words, "least severe level logged"),
 	U32("sys_interval", sys_interval, 0, 86400, "seconds between $SYS updates, 0: off"),
 };
@@ -118,6 +120,7 @@ void eng_config_defaults(struct eng_config *cfg)
 	cfg->connect_timeout = 10;
 	cfg->retry_interval = 0;
 	cfg->allow_anonymous = true;
+	cfg->auth_threads = 1;
 	cfg->log_level = ENG_LOG_NOTICE;
 	cfg->sys_interval = 10;
 }
@@ -143,6 +146,37 @@ static int parse_uint(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* "plugin PATH" and "plugin_opt_NAME VALUE": appended in order to cfg->plugins. */
+static int plugin_set(struct eng_config *cfg, const char *key, const char *value, char *err,
+		      size_t errlen)
+{
+	size_t used = strlen(cfg->plugins);
+	const char *name = key + strlen("plugin_opt_");
+	int n;
+
+	if (strcmp(key, "plugin") == 0) {
+		n = snprintf(cfg->plugins + used, sizeof(cfg->plugins) - used, "P%s\n", value);
+	} else {
+		if (cfg->plugins[0] != 'P') {
+			snprintf(err, errlen, "'%s' comes before any 'plugin'", key);
+			return -EINVAL;
+		}
+		if (!*name || strchr(name, '=')) {
+			snprintf(err, errlen, "'%s': bad plugin option name", key);
+			return -EINVAL;
+		}
+		n = snprintf(cfg->plugins + used, sizeof(cfg->plugins) - used, "O%s=%s\n", name,
+			     value);
+	}
+	if (n < 0 || (size_t)n >= sizeof(cfg->plugins) - used) {
+		cfg->plugins[used] = '\0';
+		snprintf(err, errlen, "plugins and their options exceed %zu characters",
+			 sizeof(cfg->plugins) - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int eng_config_set(struct eng_config *cfg, const char *key, const char *value, char *err,
 		   size_t errlen)
 {
@@ -150,6 +184,8 @@ int eng_config_set(struct eng_config *cfg, const char *key, const char *value, c
 	char *field;
 	uint64_t v;
 
+	if (!o && (strcmp(key, "plugin") == 0 || strncmp(key, "plugin_opt_", 11) == 0))
+		return plugin_set(cfg, key, value, err, errlen);
 	if (!o) {
 		snprintf(err, errlen, "unknown option '%s'", key);
 		return -ENOENT;
@@ -403,4 +439,6 @@ void eng_config_usage(FILE *out, const char *prog)
 		}
 		fprintf(out, "  %-30s %s [%s]\n", o->name, o->help, def);
 	}
+	fprintf(out, "  %-30s %s\n  %-30s %s\n", "plugin", "shared object to load (repeatable)",
+		"plugin_opt_NAME", "option NAME for the plugin named above it");
 }

@@ -21,6 +21,7 @@ extern "C" {
 
 #define ENG_CONFIG_STR 256
 #define ENG_CONFIG_ARGS 1024
+#define ENG_CONFIG_PLUGINS 4096
 
 enum eng_backend {
 	ENG_BACKEND_KERNEL = 0,
@@ -74,6 +75,10 @@ struct eng_config {
 	bool allow_anonymous;
 	char password_file[ENG_CONFIG_STR];
 	char acl_file[ENG_CONFIG_STR];
+	uint32_t auth_threads; /* threads checking passwords and running auth hooks */
+	/* plugins: "plugin PATH" (repeatable) and "plugin_opt_NAME VALUE" (for the plugin
+	 * above it), kept in order as lines "P<path>" and "O<name>=<value>" */
+	char plugins[ENG_CONFIG_PLUGINS];
 	/* operations */
 	uint32_t log_level; /* enum eng_log_level */
 	uint32_t sys_interval; /* seconds between $SYS updates, 0: off */

@@ -27,6 +27,20 @@
  *   takeover of the same session.
  *   Gap: publishes routed to the old core between the takeover and the index move are not
  *   delivered to the moved session (they are counted as not matched there).
+ *
+ * Authentication (design): the claim's credentials are decided by the control thread
+ * (anonymous access) or, when a password, a hook or a method is involved, by an auth thread
+ * (eng_auth.c); the connection waits in CS_CONNECTING meanwhile, its receive paused.
+ * Enhanced authentication (MQTT 5, 4.12): a CONNECT naming a registered method carries its
+ * Authentication Data in the claim; each step of the method runs on an auth thread. A
+ * "continue" comes back here (RI_AUTH): AUTH 0x18 goes to the client, the claim is parked in
+ * c->auth_cl and the client waits in CS_AUTH (only AUTH and DISCONNECT allowed, the CONNECT
+ * timeout armed again) until its AUTH 0x18 sends the claim on its next trip (RI_CLAIM, one
+ * step further). Success continues as any claim (CONNACK carries the method and the last
+ * data), failure is a CONNACK with the method's reason. Re-authentication (AUTH 0x19 on a
+ * live connection with the same method) makes a claim of its own (reauth) that travels
+ * RI_REAUTH / RI_AUTH while the connection goes on; it ends with AUTH 0x00, or DISCONNECT with
+ * the reason on failure. The claim pins the client (pending_ops) for as long as it exists.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,6 +105,9 @@ void eng_claim_free(struct eng_claim *cl)
 	eng_queue_free(eng_cur_worker, cl->inf_head);
 	eng_queue_free(eng_cur_worker, cl->q_head);
 	free(cl->qos2_bits);
+	free(cl->auth_data);
+	free(cl->auth_out);
+	eng_pwref_put(cl->pw);
 	free(cl);
 }
 
@@ -134,9 +151,13 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 					   ? pr->topic_alias_maximum : 0;
 		c->session_expiry = (pr->present & ENG_PBIT(ENG_PROP_SESSION_EXPIRY))
 					    ? pr->session_expiry : 0;
-		if (pr->present & ENG_PBIT(ENG_PROP_AUTH_METHOD))
-			return connack_refuse(c, ENG_RC_BAD_AUTH_METHOD,
-					      "no enhanced authentication method is configured");
+		if (pr->present & ENG_PBIT(ENG_PROP_AUTH_METHOD)) {
+			c->auth_method = eng_method_find(w->eng, pr->auth_method.p,
+							 pr->auth_method.len);
+			if (!c->auth_method)
+				return connack_refuse(c, ENG_RC_BAD_AUTH_METHOD,
+						      "unknown authentication method");
+		}
 	} else {
 		c->recv_max = 65535;
 		c->session_expiry = cn->clean_start ? 0 : UINT32_MAX;
@@ -216,8 +237,16 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 		cl->password = (uint8_t *)dupmem(cn->password.p, cn->password.len);
 		cl->password_len = cn->password.len;
 	}
+	cl->method = c->auth_method;
+	if (c->auth_method && (cn->props.present & ENG_PBIT(ENG_PROP_AUTH_DATA))) {
+		cl->auth_data = (uint8_t *)dupmem(cn->props.auth_data.p, cn->props.auth_data.len);
+		cl->auth_data_len = cn->props.auth_data.len;
+	}
+	snprintf(cl->peer, sizeof(cl->peer), "%s", ns_conn_peer(c->conn));
 	if (!cl->client_id || (cn->has_username && !cl->username) ||
-	    (cn->has_password && !cl->password)) {
+	    (cn->has_password && !cl->password) ||
+	    (c->auth_method && (cn->props.present & ENG_PBIT(ENG_PROP_AUTH_DATA)) &&
+	     !cl->auth_data)) {
 		eng_claim_free(cl);
 		return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
 	}
@@ -270,8 +299,31 @@ static void adopt(struct eng_client *c, struct eng_claim *cl)
 			      memory_order_relaxed);
 }
 
+/* The Authentication Method of c's exchange, and data when len > 0, into pr. */
+static void auth_props(const struct eng_client *c, struct eng_props *pr, const uint8_t *data,
+		       uint32_t len)
+{
+	const struct eng_method *m = &c->w->eng->hooks.methods[c->auth_method - 1];
+
+	pr->present |= ENG_PBIT(ENG_PROP_AUTH_METHOD);
+	pr->auth_method = (struct eng_str){(const uint8_t *)m->name, m->len};
+	if (len) {
+		pr->present |= ENG_PBIT(ENG_PROP_AUTH_DATA);
+		pr->auth_data = (struct eng_str){data, len};
+	}
+}
+
+static int send_auth(struct eng_client *c, uint8_t reason, const uint8_t *data, uint32_t len)
+{
+	struct eng_packet pkt = {.type = ENG_AUTH};
+
+	pkt.u.disconnect.reason = reason;
+	auth_props(c, &pkt.u.disconnect.props, data, len);
+	return eng_send_pkt(c, &pkt);
+}
+
 static void send_connack(struct eng_client *c, bool present, uint32_t asked_expiry,
-			 uint16_t asked_ka, bool assigned)
+			 uint16_t asked_ka, bool assigned, const uint8_t *adata, uint32_t alen)
 {
 	const struct eng_config *cfg = &c->w->eng->cfg;
 	struct eng_packet pkt = {.type = ENG_CONNACK};
@@ -310,24 +362,42 @@ static void send_connack(struct eng_client *c, bool present, uint32_t asked_expi
 			pr->present |= ENG_PBIT(ENG_PROP_SERVER_KEEP_ALIVE);
 			pr->server_keep_alive = c->keepalive;
 		}
+		if (c->auth_method)
+			auth_props(c, pr, adata, alen);
 	}
 	eng_send_pkt(c, &pkt);
+}
+
+static const char *refusal(uint8_t reason)
+{
+	switch (reason) {
+	case ENG_RC_NOT_AUTHORIZED:
+		return "not authorized";
+	case ENG_RC_BAD_USER_OR_PASSWORD:
+		return "bad user name or password";
+	case ENG_RC_SERVER_BUSY:
+		return "server busy";
+	default:
+		return eng_reason_name(reason);
+	}
 }
 
 void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 {
 	struct eng_client *c = cl->client;
 	bool present = cl->found && !cl->clean_start;
+	uint8_t *adata;
+	uint32_t alen;
 
 	c->pending_ops--;
 	if (cl->result != ENG_RC_SUCCESS) {
-		if (cl->result == ENG_RC_BAD_USER_OR_PASSWORD || cl->result == ENG_RC_NOT_AUTHORIZED)
+		uint8_t r = cl->result;
+		if (r == ENG_RC_BAD_USER_OR_PASSWORD || r == ENG_RC_NOT_AUTHORIZED ||
+		    r == ENG_RC_BANNED || r == ENG_RC_BAD_AUTH_METHOD)
 			ENG_STAT_INC(&w->stats, auth_failures);
 		if (c->conn && !c->closing) {
 			c->state = CS_NEW; /* so the close does not look for a session */
-			connack_refuse(c, cl->result, cl->result == ENG_RC_NOT_AUTHORIZED
-							      ? "not authorized"
-							      : "bad user name or password");
+			connack_refuse(c, cl->result, refusal(cl->result));
 		} else {
 			c->state = CS_GONE;
 			eng_client_put(c);
@@ -339,6 +409,9 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 	cl->acl = NULL;
 	if (present)
 		adopt(c, cl);
+	adata = cl->auth_out; /* the method's last data goes with the CONNACK */
+	alen = cl->auth_out_len;
+	cl->auth_out = NULL;
 	eng_claim_free(cl);
 	eng_ctab_insert(w, c);
 	atomic_store_explicit(&w->stats.sessions,
@@ -348,6 +421,7 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 	ENG_STAT_ADD(&w->stats, clients_online, 1);
 	if (!c->conn || c->closing) {
 		/* the connection went away while the claim travelled */
+		free(adata);
 		c->conn = NULL;
 		eng_conn_lost(c, true);
 		return;
@@ -358,7 +432,8 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 		 c->version == ENG_V5 ? "5.0" : c->version == ENG_V311 ? "3.1.1" : "3.1",
 		 present ? "resumed" : "new");
 	eng_client_pin(c);
-	send_connack(c, present, c->expiry_asked, c->ka_asked, c->id_assigned);
+	send_connack(c, present, c->expiry_asked, c->ka_asked, c->id_assigned, adata, alen);
+	free(adata);
 	c->last_rx_ms = w->now_ms;
 	if (c->keepalive && c->conn)
 		eng_timer_arm(&w->wheel, &c->t_conn, w->now_ms + c->keepalive * 1500ull);
@@ -378,7 +453,7 @@ void eng_will_publish(struct eng_client *c)
 	c->will_at_set = false;
 	if (!m)
 		return;
-	if (c->acl && !eng_acl_check(c->acl, (const char *)m->topic.p, m->topic.len, true)) {
+	if ((c->acl || w->eng->hooks.n_acl) && !eng_may_publish(c, &m->topic, m->qos, m->retain)) {
 		ENG_STAT_INC(&w->stats, acl_denied);
 		eng_msg_unref(m);
 		return;
@@ -427,13 +502,35 @@ static void arm_sess(struct eng_client *c)
 		eng_timer_cancel(&c->w->wheel, &c->t_sess);
 }
 
+void eng_reauth_drop(struct eng_client *c)
+{
+	struct eng_claim *cl = c->auth_cl;
+
+	if (!cl || c->state == CS_AUTH)
+		return;
+	/* a re-authentication waiting for the client's AUTH: nobody will answer it now */
+	c->auth_cl = NULL;
+	c->reauth_busy = false;
+	eng_claim_free(cl);
+	c->pending_ops--; /* the claim's pin; the caller still holds c */
+}
+
 void eng_conn_lost(struct eng_client *c, bool publish_will)
 {
 	struct eng_worker *w = c->w;
 
 	eng_dack_drop(c); /* held-back acks die with the connection; the client resends */
+	eng_reauth_drop(c);
 	switch (c->state) {
 	case CS_NEW:
+		c->state = CS_GONE;
+		eng_client_put(c);
+		return;
+	case CS_AUTH:
+		/* the CONNECT's claim was parked here, waiting for the client's AUTH */
+		eng_claim_free(c->auth_cl);
+		c->auth_cl = NULL;
+		c->pending_ops--;
 		c->state = CS_GONE;
 		eng_client_put(c);
 		return;
@@ -516,14 +613,156 @@ int eng_handle_disconnect(struct eng_client *c, const struct eng_packet *pkt)
 	return -ECONNRESET;
 }
 
+static int auth_error(struct eng_client *c, const char *why)
+{
+	ENG_STAT_INC(&c->w->stats, protocol_errors);
+	if (c->state == CS_AUTH) {
+		/* before CONNACK: the refusal is a CONNACK (4.13.1) */
+		connack_refuse(c, ENG_RC_PROTOCOL_ERROR, why);
+		return -EPROTO;
+	}
+	eng_client_close(c, ENG_RC_PROTOCOL_ERROR, why);
+	return -EPROTO;
+}
+
+int eng_auth_expected(struct eng_client *c)
+{
+	/* [MQTT-4.12.0-?]: during enhanced authentication only AUTH or DISCONNECT */
+	return auth_error(c, "packet other than AUTH during enhanced authentication");
+}
+
+/* An AUTH from the client: the next step of a CONNECT's exchange, or a re-authentication. */
 int eng_handle_auth(struct eng_client *c, const struct eng_packet *pkt)
 {
-	(void)pkt;
-	/* CONNECT with an Authentication Method is refused (0x8C) as no method is configured,
-	 * so an AUTH packet is never expected here [MQTT-4.12.0-1] */
-	ENG_STAT_INC(&c->w->stats, protocol_errors);
-	eng_client_close(c, ENG_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
-	return -EPROTO;
+	const struct eng_reason_pkt *a = &pkt->u.disconnect;
+	const struct eng_props *pr = &a->props;
+	struct eng_worker *w = c->w;
+	const struct eng_method *m;
+	struct eng_claim *cl;
+	uint8_t *data = NULL;
+
+	if (!c->auth_method) /* [MQTT-4.12.0-7]: no AUTH unless the CONNECT named a method */
+		return auth_error(c, "AUTH without an authentication method");
+	m = &w->eng->hooks.methods[c->auth_method - 1];
+	if (!(pr->present & ENG_PBIT(ENG_PROP_AUTH_METHOD)) || pr->auth_method.len != m->len ||
+	    memcmp(pr->auth_method.p, m->name, m->len) != 0)
+		return auth_error(c, "AUTH with a different authentication method");
+	if (pr->present & ENG_PBIT(ENG_PROP_AUTH_DATA)) {
+		data = (uint8_t *)dupmem(pr->auth_data.p, pr->auth_data.len);
+		if (!data) {
+			eng_client_close(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	if (c->auth_cl) {
+		/* the method asked for more (AUTH 0x18 sent): this is the answer */
+		if (a->reason != ENG_RC_CONTINUE_AUTH) {
+			free(data);
+			return auth_error(c, "AUTH: Continue authentication (0x18) expected");
+		}
+		cl = c->auth_cl;
+		c->auth_cl = NULL;
+		cl->auth_step++;
+	} else {
+		if (a->reason != ENG_RC_REAUTHENTICATE || c->state != CS_ONLINE || c->reauth_busy) {
+			free(data);
+			return auth_error(c, "unexpected AUTH");
+		}
+		cl = calloc(1, sizeof(*cl));
+		if (cl) {
+			cl->client_id = dupmem((const uint8_t *)c->client_id, c->client_id_len);
+			cl->has_username = c->username != NULL;
+			if (c->username)
+				cl->username = (uint8_t *)dupmem((const uint8_t *)c->username,
+								 c->username_len);
+		}
+		if (!cl || !cl->client_id || (c->username && !cl->username)) {
+			free(data);
+			eng_claim_free(cl);
+			eng_client_close(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+			return -ENOMEM;
+		}
+		cl->reauth = true;
+		cl->client = c;
+		cl->gen = c->gen;
+		cl->new_core = (uint16_t)w->id;
+		cl->version = c->version;
+		cl->method = c->auth_method;
+		cl->username_len = c->username_len;
+		snprintf(cl->peer, sizeof(cl->peer), "%s", ns_conn_peer(c->conn));
+		c->reauth_busy = true;
+		eng_client_pin(c); /* the claim's pin, until it is freed */
+	}
+	free(cl->auth_data);
+	cl->auth_data = data;
+	cl->auth_data_len = data ? pr->auth_data.len : 0;
+	if (cl->reauth) {
+		struct eng_ritem it = {.type = RI_REAUTH, .p = cl};
+		eng_post(w->eng, w->id, w->eng->nworkers, &it, false);
+		return 0;
+	}
+	/* the CONNECT's next step: wait in CS_CONNECTING again */
+	struct eng_ritem it = {.type = RI_CLAIM, .p = cl};
+	eng_timer_cancel(&w->wheel, &c->t_conn);
+	c->state = CS_CONNECTING;
+	if (!c->rx_paused) {
+		ns_pause_rx(c->conn, true);
+		c->rx_paused = true;
+	}
+	eng_post(w->eng, w->id, w->eng->nworkers, &it, false);
+	return 1;
+}
+
+/* The answer of a method's step (RI_AUTH): a CONNECT's "continue", or a re-authentication. */
+void eng_auth_answer(struct eng_worker *w, struct eng_claim *cl)
+{
+	struct eng_client *c = cl->client;
+
+	if (!cl->reauth) {
+		if (c->conn && !c->closing) {
+			c->state = CS_AUTH;
+			c->auth_cl = cl; /* first: a failed send closes through eng_conn_lost() */
+			eng_client_pin(c);
+			send_auth(c, ENG_RC_CONTINUE_AUTH, cl->auth_out, cl->auth_out_len);
+			if (c->conn && c->state == CS_AUTH) {
+				eng_timer_arm(&w->wheel, &c->t_conn,
+					      w->now_ms + w->eng->cfg.connect_timeout * 1000ull);
+				eng_client_resume_rx(c);
+			}
+			eng_client_unpin(c);
+			return;
+		}
+		/* the connection went away while the step ran */
+		c->pending_ops--;
+		c->state = CS_GONE;
+		eng_claim_free(cl);
+		eng_client_put(c);
+		return;
+	}
+	if (c->gen != cl->gen || c->state != CS_ONLINE || !c->conn || c->closing) {
+		c->reauth_busy = false;
+		eng_claim_free(cl);
+		eng_client_unpin(c);
+		return;
+	}
+	if (cl->auth_rc == TACHYON_AUTH_CONTINUE) {
+		c->auth_cl = cl; /* keeps its pin; a lost connection drops it (eng_reauth_drop) */
+		send_auth(c, ENG_RC_CONTINUE_AUTH, cl->auth_out, cl->auth_out_len);
+		return;
+	}
+	c->reauth_busy = false;
+	if (cl->auth_rc == TACHYON_AUTH_SUCCESS) {
+		send_auth(c, ENG_RC_SUCCESS, cl->auth_out, cl->auth_out_len);
+	} else {
+		/* DISCONNECT has no 0x86 / 0x8A / 0x8C: those become 0x87 */
+		uint8_t r = cl->result;
+		if (r != ENG_RC_UNSPECIFIED && r != ENG_RC_IMPL_SPECIFIC && r != ENG_RC_SERVER_BUSY)
+			r = ENG_RC_NOT_AUTHORIZED;
+		ENG_STAT_INC(&w->stats, auth_failures);
+		eng_client_close(c, r, "re-authentication failed");
+	}
+	eng_claim_free(cl);
+	eng_client_unpin(c);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -552,6 +791,7 @@ void eng_takeover(struct eng_worker *w, struct eng_claim *cl)
 		}
 		eng_timer_cancel(&w->wheel, &old->t_conn);
 		eng_timer_cancel(&w->wheel, &old->t_sess);
+		eng_reauth_drop(old);
 		/* the will: due now if the session ends or has no delay; a resumed session
 		 * cancels a delayed will [MQTT-3.1.3-9] */
 		if (old->will) {
@@ -612,7 +852,7 @@ void eng_timer_fire(struct eng_timer *t, void *ctx)
 
 	if (t->kind == TK_CONN) {
 		struct eng_client *c = container_of(t, struct eng_client, t_conn);
-		if (c->state == CS_NEW && c->conn) {
+		if ((c->state == CS_NEW || c->state == CS_AUTH) && c->conn) {
 			ENG_STAT_INC(&w->stats, connect_timeouts);
 			ENG_INFO("connection %s: no CONNECT within %u s", ns_conn_peer(c->conn),
 				 w->eng->cfg.connect_timeout);

@@ -3,8 +3,12 @@
  * The control thread: the single writer of everything shared between cores.
  *
  * - Session registry: client id -> (owning core, gen). Claims from CONNECTs are checked
- *   (password file, anonymous access), bound to their ACL rules, and either registered at once
- *   or sent to the old core for takeover (see the design comment in eng_connect.c).
+ *   (anonymous access here; password file, auth hooks and enhanced authentication on the auth
+ *   threads, eng_auth.c, so a slow check never holds up other work), bound to their ACL rules,
+ *   and either registered at once or sent to the old core for takeover (see the design
+ *   comment in eng_connect.c).
+ * - The host (eng_host.c): its publishes and (un)subscriptions from the host queue, and the
+ *   messages workers route to its core bit (RI_PUB), handed to its callbacks.
  * - mt_index: subscription deltas from workers (RI_SUB adds, then the answer that lets the
  *   SUBACK go; RI_IDX_DEL removals; moves of shipped sessions on takeover).
  * - mt_retain: retained messages (RI_RETAIN), looked up for new subscriptions.
@@ -110,23 +114,17 @@ static void ctl_post(struct tachyon *e, unsigned dst, uint16_t type, void *p)
 	eng_post(e, e->nworkers, dst, &it, false);
 }
 
-static void on_claim(struct tachyon *e, struct eng_claim *cl)
+/* A claim whose credentials are decided: the ACL, the registry, a takeover. */
+static void claim_authed(struct tachyon *e, struct eng_claim *cl)
 {
 	struct eng_control *ctl = &e->ctl;
 	struct eng_reg_ent *r;
 
-	cl->result = ENG_RC_SUCCESS;
-	if (cl->has_username && ctl->passwd) {
-		if (!cl->has_password ||
-		    !eng_passwd_check(ctl->passwd, cl->username, cl->username_len, cl->password,
-				      cl->password_len))
-			cl->result = ENG_RC_BAD_USER_OR_PASSWORD;
-	} else if (!cl->has_username && !e->cfg.allow_anonymous) {
-		cl->result = ENG_RC_NOT_AUTHORIZED;
-	}
 	if (cl->result != ENG_RC_SUCCESS) {
-		ENG_NOTICE("client '%s': authentication failed (%s)", cl->client_id,
-			   cl->has_username ? "bad user name or password" : "anonymous refused");
+		ENG_NOTICE("client '%s': authentication failed (%s, 0x%02x)", cl->client_id,
+			   cl->method ? "enhanced authentication"
+			   : cl->has_username ? "bad user name or password" : "anonymous refused",
+			   cl->result);
 		ctl_post(e, cl->new_core, RI_CLAIM, cl);
 		return;
 	}
@@ -151,6 +149,42 @@ static void on_claim(struct tachyon *e, struct eng_claim *cl)
 	r->core = cl->new_core;
 	r->gen = cl->gen;
 	ctl_post(e, cl->old_core, RI_TAKEOVER, cl);
+}
+
+/* An auth thread decided (eng_auth.c). */
+static void on_auth_done(struct tachyon *e, struct eng_claim *cl)
+{
+	if (cl->reauth || (cl->method && cl->auth_rc == TACHYON_AUTH_CONTINUE)) {
+		/* the worker talks to the client (AUTH 0x18), or ends the re-authentication */
+		ctl_post(e, cl->new_core, RI_AUTH, cl);
+		return;
+	}
+	cl->authed = true;
+	claim_authed(e, cl);
+}
+
+static void on_claim(struct tachyon *e, struct eng_claim *cl)
+{
+	if (eng_auth_needs_thread(e, cl)) {
+		if (eng_auth_submit(e, cl) == 0)
+			return;
+		cl->result = ENG_RC_SERVER_BUSY;
+		cl->auth_rc = TACHYON_AUTH_FAIL;
+		ENG_WARN("client '%s': the authentication queue is full", cl->client_id);
+	} else {
+		cl->result = eng_auth_inline(e, cl);
+	}
+	cl->authed = true;
+	claim_authed(e, cl);
+}
+
+static void on_reauth(struct tachyon *e, struct eng_claim *cl)
+{
+	if (eng_auth_submit(e, cl) != 0) {
+		cl->auth_rc = TACHYON_AUTH_FAIL;
+		cl->result = ENG_RC_SERVER_BUSY;
+		ctl_post(e, cl->new_core, RI_AUTH, cl);
+	}
 }
 
 static void on_xfer(struct tachyon *e, struct eng_claim *cl)
@@ -250,6 +284,51 @@ static void on_retain(struct tachyon *e, struct eng_msg *m)
 	}
 }
 
+void eng_ctl_route(struct tachyon *e, struct eng_msg *m)
+{
+	struct eng_control *ctl = &e->ctl;
+	struct mt_share_pick picks[16];
+	uint64_t mask;
+	unsigned nshare;
+
+	if (m->retain) {
+		eng_msg_ref(m);
+		on_retain(e, m);
+	}
+	mask = mt_index_match(e->index, (const char *)m->topic.p, m->topic.len);
+	for (uint64_t rest = mask & e->worker_bits; rest; rest &= rest - 1) {
+		struct eng_ritem it = {.type = RI_PUB, .p = m};
+		eng_msg_ref(m);
+		unsigned dst = (unsigned)__builtin_ctzll(rest);
+		if (eng_post(e, e->nworkers, dst, &it, m->qos == 0) != 0) {
+			ENG_STAT_INC(&ctl->stats, drop_ring_full);
+			eng_msg_unref(m);
+		}
+	}
+	if (mask & ~e->worker_bits)
+		eng_host_deliver(e, m, false);
+	ctl->share_ctx.publisher = m->publisher_key;
+	nshare = mt_index_share_match(e->index, (const char *)m->topic.p, m->topic.len,
+				      &ctl->share_ctx, picks, 16);
+	for (unsigned i = 0; i < nshare && i < 16; i++) {
+		struct eng_ritem it = {.type = RI_SHARE, .p = m, .b = picks[i].group_id};
+		eng_msg_ref(m);
+		if (eng_post(e, e->nworkers, picks[i].core, &it, m->qos == 0) != 0) {
+			ENG_STAT_INC(&ctl->stats, drop_ring_full);
+			eng_msg_unref(m);
+		}
+	}
+	eng_msg_unref(m);
+}
+
+void eng_ctl_wake(struct tachyon *e)
+{
+	/* seq_cst: pairs with the control thread's fence between "ctl_sleeping = 1" and its
+	 * checks of the rings, the host queue and the auth results */
+	atomic_thread_fence(memory_order_seq_cst);
+	eng_wake_dst(e, e->nworkers);
+}
+
 static void retain_release(void *msg, void *ctx)
 {
 	(void)ctx;
@@ -269,7 +348,6 @@ static void sys_publish(struct tachyon *e, const char *topic, const char *fmt, .
 	struct eng_publish pub = {.qos = 0, .retain = true};
 	struct eng_str t = {(const uint8_t *)topic, (uint32_t)strlen(topic)};
 	struct eng_msg *m;
-	uint64_t mask;
 
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
@@ -277,17 +355,8 @@ static void sys_publish(struct tachyon *e, const char *topic, const char *fmt, .
 	pub.topic = t;
 	pub.payload = (struct eng_str){(const uint8_t *)val, (uint32_t)strlen(val)};
 	m = eng_msg_new(NULL, &pub, &t, 0, NULL, 0, eng_now_ms());
-	if (!m)
-		return;
-	mask = mt_index_match(e->index, topic, t.len);
-	for (; mask; mask &= mask - 1) {
-		struct eng_ritem it = {.type = RI_PUB, .p = m};
-		eng_msg_ref(m);
-		if (eng_post(e, e->nworkers, (unsigned)__builtin_ctzll(mask), &it, true) != 0)
-			eng_msg_unref(m);
-	}
-	if (mt_retain_set(e->retain, topic, t.len, m, t.len + pub.payload.len) != 0)
-		eng_msg_unref(m);
+	if (m)
+		eng_ctl_route(e, m);
 }
 
 #define SUM(f)                                                                                 \
@@ -342,14 +411,18 @@ static void reload(struct tachyon *e)
 	e->cfg.log_level = cfg.log_level;
 	if (cfg.password_file[0]) {
 		struct eng_passwd *pw = eng_passwd_load(cfg.password_file, err, sizeof(err));
-		if (!pw) {
-			ENG_ERR("reload: %s (keeping the old password table)", err);
+		struct eng_pwref *ref = pw ? eng_pwref_new(pw) : NULL;
+		if (!ref) {
+			eng_passwd_free(pw);
+			ENG_ERR("reload: %s (keeping the old password table)",
+				pw ? "out of memory" : err);
 		} else {
-			eng_passwd_free(e->ctl.passwd);
-			e->ctl.passwd = pw;
+			/* auth threads still checking against the old table hold references */
+			eng_pwref_put(e->ctl.passwd);
+			e->ctl.passwd = ref;
 		}
 	} else {
-		eng_passwd_free(e->ctl.passwd);
+		eng_pwref_put(e->ctl.passwd);
 		e->ctl.passwd = NULL;
 	}
 	if (cfg.acl_file[0]) {
@@ -384,9 +457,15 @@ int eng_control_init(struct tachyon *e, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	if (e->cfg.password_file[0]) {
-		ctl->passwd = eng_passwd_load(e->cfg.password_file, err, errlen);
-		if (!ctl->passwd)
+		struct eng_passwd *pw = eng_passwd_load(e->cfg.password_file, err, errlen);
+		if (!pw)
 			return -EINVAL;
+		ctl->passwd = eng_pwref_new(pw);
+		if (!ctl->passwd) {
+			eng_passwd_free(pw);
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
 	}
 	if (e->cfg.acl_file[0]) {
 		ctl->acl = eng_acl_load(e->cfg.acl_file, err, errlen);
@@ -413,7 +492,7 @@ void eng_control_fini(struct tachyon *e)
 	}
 	mt_retain_destroy(e->retain);
 	e->retain = NULL;
-	eng_passwd_free(ctl->passwd);
+	eng_pwref_put(ctl->passwd);
 	ctl->passwd = NULL;
 	eng_acl_free(ctl->acl);
 	ctl->acl = NULL;
@@ -452,6 +531,13 @@ static unsigned drain(struct tachyon *e, unsigned *acks)
 					break;
 				case RI_RETAIN:
 					on_retain(e, it->p);
+					break;
+				case RI_PUB: /* the host's core bit */
+					eng_host_deliver(e, it->p, false);
+					eng_msg_unref(it->p);
+					break;
+				case RI_REAUTH:
+					on_reauth(e, it->p);
 					break;
 				case RI_SHUTDOWN:
 					(*acks)++;
@@ -501,6 +587,9 @@ int eng_control_run(struct tachyon *e)
 		if (atomic_exchange_explicit(&e->reload_req, false, memory_order_relaxed))
 			reload(e);
 		n = drain(e, &acks);
+		n += eng_auth_drain(e, on_auth_done);
+		if (phase <= 1)
+			n += eng_host_drain(e, 1024);
 		now = eng_now_ms();
 		if (phase == 1 && acks >= e->nworkers) {
 			phase = 2;
@@ -524,7 +613,8 @@ int eng_control_run(struct tachyon *e)
 		atomic_thread_fence(memory_order_seq_cst);
 		bool stop_pending = phase == 0 &&
 				    atomic_load_explicit(&e->stop_req, memory_order_relaxed);
-		if (rings_empty(e) && !stop_pending) {
+		if (rings_empty(e) && eng_auth_idle(e) && (phase > 1 || eng_host_empty(e)) &&
+		    !stop_pending) {
 			if (poll(&pfd, 1, phase ? 20 : 100) > 0) {
 				uint64_t v;
 				if (read(e->ctl_evfd, &v, sizeof(v)) < 0) {

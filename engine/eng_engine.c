@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The public engine API (tachyon.h): creation of the transport, the workers, the rings and the
- * shared indexes; start, run (the control loop), stop, reload, destroy.
+ * shared indexes; start, run (the control loop), stop, reload, destroy. The host's API is in
+ * eng_host.c, the hooks in eng_hook.c, plugins in eng_plugin.c, the auth threads in eng_auth.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -49,7 +50,8 @@ struct tachyon *tachyon_create(const struct eng_config *cfg, char *err, size_t e
 	e->mtcfg.max_topic_len = cfg->max_topic_length;
 	e->mtcfg.max_levels = cfg->max_topic_levels < MT_LEVELS_MAX ? cfg->max_topic_levels
 								   : MT_LEVELS_MAX;
-	e->mtcfg.max_cores = n;
+	e->mtcfg.max_cores = n + 1; /* core n: the host (eng_host.c) */
+	e->worker_bits = (UINT64_C(1) << n) - 1;
 	e->mtcfg.retain_max_count = cfg->max_retained_messages;
 	e->mtcfg.retain_max_bytes = cfg->max_retained_bytes;
 
@@ -106,6 +108,12 @@ struct tachyon *tachyon_create(const struct eng_config *cfg, char *err, size_t e
 	}
 	if (eng_control_init(e, err, errlen) != 0)
 		goto fail;
+	if (eng_host_init(e) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (eng_plugins_load(e, err, errlen) != 0)
+		goto fail;
 	return e;
 fail:
 	tachyon_destroy(e);
@@ -119,6 +127,16 @@ uint16_t tachyon_port(const struct tachyon *t)
 
 int tachyon_start(struct tachyon *e)
 {
+	char err[256];
+	int arc;
+
+	if (e->started)
+		return -EINVAL;
+	arc = eng_auth_start(e, err, sizeof(err));
+	if (arc != 0) {
+		ENG_ERR("%s", err);
+		return arc;
+	}
 	for (unsigned i = 0; i < e->nworkers; i++) {
 		int rc = pthread_create(&e->workers[i]->thread, NULL, eng_worker_main, e->workers[i]);
 		if (rc != 0) {
@@ -128,6 +146,7 @@ int tachyon_start(struct tachyon *e)
 				ns_wake(e->workers[k]->nsw);
 				pthread_join(e->workers[k]->thread, NULL);
 			}
+			eng_auth_stop(e);
 			return -rc;
 		}
 		char name[24];
@@ -152,6 +171,7 @@ int tachyon_run(struct tachyon *e)
 	rc = eng_control_run(e);
 	for (unsigned i = 0; i < e->nworkers; i++)
 		pthread_join(e->workers[i]->thread, NULL);
+	eng_auth_stop(e);
 	e->started = false;
 	ENG_NOTICE("stopped");
 	return rc;
@@ -202,7 +222,8 @@ void tachyon_destroy(struct tachyon *e)
 					    it.type == RI_RETAIN)
 						eng_msg_unref(it.p);
 					else if (it.type == RI_CLAIM || it.type == RI_TAKEOVER ||
-						 it.type == RI_XFER)
+						 it.type == RI_XFER || it.type == RI_AUTH ||
+						 it.type == RI_REAUTH)
 						eng_claim_free(it.p);
 					else if (it.type == RI_SUB)
 						eng_subreq_free(it.p);
@@ -240,6 +261,8 @@ void tachyon_destroy(struct tachyon *e)
 		}
 		free(e->srcs);
 	}
+	eng_auth_stop(e); /* never started, or already stopped by tachyon_run() */
+	eng_host_fini(e);
 	eng_control_fini(e);
 	if (e->workers) {
 		for (unsigned i = 0; i < n; i++)
@@ -250,5 +273,6 @@ void tachyon_destroy(struct tachyon *e)
 	ns_destroy(e->ns);
 	if (e->ctl_evfd >= 0)
 		close(e->ctl_evfd);
+	eng_plugins_unload(e); /* last: hook contexts may belong to the plugin */
 	free(e);
 }

@@ -12,6 +12,10 @@
  *   belongs to the control thread.
  * - struct eng_msg is immutable after creation and shared by reference: refs is the only
  *   field written after publication (see eng_msg_ref / eng_msg_unref).
+ * - Hooks (struct eng_hooks) are written before tachyon_start() only. The host queue has any
+ *   number of producers and the control thread as consumer; the host's subscriptions belong
+ *   to the control thread. The auth queues (eng_auth.c) are shared by the control thread and
+ *   the auth threads under their mutex; a claim belongs to whoever holds it.
  * - Counters (struct eng_stats) are written by their worker only, with relaxed load + store
  *   (no read-modify-write), and read by the control thread with relaxed loads for $SYS.
  */
@@ -33,10 +37,15 @@
 #include "eng_timer.h"
 #include "match.h"
 #include "ns.h"
+#include "tachyon.h"
 
 struct eng_passwd;
+struct eng_auth;
+struct eng_plugin;
 
-#define ENG_MAX_WORKERS MT_CORES_MAX
+/* Core bit nworkers of mt_index is the host (its subscriptions, delivered by the control
+ * thread): one bit of the mask is kept for it. */
+#define ENG_MAX_WORKERS (MT_CORES_MAX - 1)
 #define ENG_RING_SIZE 8192u      /* items per ring */
 #define ENG_POLL_BATCH 256u
 #define ENG_INBOX_BATCH 256u
@@ -67,6 +76,7 @@ struct eng_passwd;
 	X(wills_published)                                                                     \
 	X(auth_failures)                                                                       \
 	X(acl_denied)        /* publishes and subscriptions refused by the ACL */              \
+	X(intercept_dropped) /* inbound publishes dropped by an intercept hook */              \
 	X(drop_queue_full)   /* messages dropped by a full session queue */                    \
 	X(drop_qos0_offline) /* QoS 0 for offline sessions (not queued) */                     \
 	X(drop_expired)      /* messages whose expiry passed before delivery */                \
@@ -164,6 +174,7 @@ enum eng_cstate {
 	CS_ONLINE,
 	CS_OFFLINE,     /* persistent session without a connection */
 	CS_GONE,        /* connection and session finished; freed when nothing refers to it */
+	CS_AUTH,        /* enhanced authentication: AUTH 0x18 sent, waiting for the client's */
 };
 
 enum {
@@ -225,6 +236,12 @@ struct eng_client {
 	uint64_t *qos2_bits;      /* 65536-bit set of inbound QoS 2 ids, lazily allocated */
 	char **alias_in;          /* inbound topic aliases [1..topic_alias_maximum], lazily */
 	struct eng_acl_set *acl;  /* this client's rules (%u, %c substituted), NULL: allow all */
+	/* Enhanced authentication (eng_connect.c): the method of the CONNECT (index + 1 into
+	 * the engine's methods, 0: none), and the claim parked while the client owes an AUTH
+	 * (CS_AUTH during CONNECT, or a re-authentication on a live connection). */
+	uint8_t auth_method;
+	bool reauth_busy;         /* a re-authentication is in progress */
+	struct eng_claim *auth_cl;
 	/* Back-pressure (eng_publish.c): this session's queue is at its limit (counted in its
 	 * worker's congested), and the acks this client's publishes wait for. */
 	bool over;
@@ -253,6 +270,9 @@ enum eng_rtype {
 	RI_ACL,         /* C->W p: struct eng_acl (new table); W->C: old table released */
 	RI_SHUTDOWN,    /* C->W a: phase (1: wills, 2: close); W->C: phase done */
 	RI_PASSWD_OK,   /* unused placeholder kept out of the numbering on purpose */
+	RI_AUTH,        /* C->W p: claim: an enhanced auth step's answer (continue, or any
+			 * answer of a re-authentication) */
+	RI_REAUTH,      /* W->C p: claim: a re-authentication step for the auth threads */
 };
 
 /* A filter list for RI_IDX_DEL. */
@@ -277,6 +297,21 @@ struct eng_claim {
 	bool has_password;
 	bool found;        /* old core: the session existed and was shipped */
 	uint8_t result;    /* CONNACK reason (MQTT 5 code; mapped for 3.x) */
+	/* authentication (eng_auth.c) */
+	bool authed;       /* the credentials were decided (result says how) */
+	bool allow_anon;   /* allow_anonymous when submitted */
+	bool reauth;       /* AUTH 0x19 on a live connection, not a CONNECT */
+	uint8_t method;    /* enhanced authentication method index + 1, 0: none */
+	uint8_t auth_rc;   /* enum tachyon_auth_rc of the last method step */
+	uint32_t auth_step;
+	uint8_t *auth_data;    /* the client's Authentication Data of this step */
+	uint32_t auth_data_len;
+	uint8_t *auth_out;     /* the method's answer data */
+	uint32_t auth_out_len;
+	struct eng_pwref *pw;  /* the password table the auth thread checks against */
+	struct eng_claim *anext; /* auth queues */
+	uint8_t auth_state[TACHYON_AUTH_STATE_MAX];
+	char peer[64];
 	char *client_id;
 	uint8_t *username;
 	uint32_t username_len;
@@ -382,11 +417,18 @@ struct eng_reg_ent {
 	char id[];
 };
 
+/* A password table shared with the auth threads: the last holder frees it (reload swaps). */
+struct eng_pwref {
+	_Atomic uint32_t refs;
+	struct eng_passwd *pw;
+};
+
 struct eng_control {
 	struct eng_reg_ent **reg;
 	uint32_t reg_mask;
 	uint32_t reg_count;
-	struct eng_passwd *passwd;
+	struct eng_pwref *passwd;
+	struct mt_share_ctx share_ctx; /* shared groups of what the control thread routes */
 	struct eng_acl *acl;
 	uint32_t acl_acks_pending;
 	struct eng_acl *acl_old;
@@ -395,8 +437,56 @@ struct eng_control {
 	uint64_t retained_bytes;
 };
 
+/* ---------------------------------------------------------------------------------------------
+ * Embedding (eng_hook.c, eng_host.c): hooks are written before tachyon_start() only and read
+ * without synchronisation afterwards (pthread_create orders them before every worker).
+ */
+struct eng_hook {
+	void *fn;
+	void *ctx;
+};
+
+struct eng_method {
+	tachyon_auth_method_fn fn;
+	void *ctx;
+	uint16_t len;
+	char name[256];
+};
+
+struct eng_hooks {
+	unsigned n_auth, n_acl, n_intercept, n_methods;
+	struct eng_hook auth[TACHYON_HOOKS_MAX];
+	struct eng_hook acl[TACHYON_HOOKS_MAX];
+	struct eng_hook intercept[TACHYON_HOOKS_MAX];
+	struct eng_method methods[TACHYON_HOOKS_MAX];
+};
+
+/* The host: its queue of publishes and (un)subscriptions, and its subscriptions. */
+#define ENG_HOST_QUEUE 65536u
+
+struct eng_host_sub {
+	struct eng_host_sub *next;
+	tachyon_msg_fn fn;
+	void *ctx;
+	uint16_t len;
+	char filter[];
+};
+
+struct eng_hostq;
+
+struct eng_host {
+	struct eng_hostq *q;    /* bounded multi-producer queue of requests (eng_host.c) */
+	struct mt_local *local; /* filter -> struct eng_host_sub (control thread) */
+	struct eng_host_sub *subs;
+};
+
 struct tachyon {
 	struct eng_config cfg;
+	struct eng_hooks hooks;
+	struct eng_host host;
+	struct eng_auth *auth;
+	struct eng_plugin *plugins;
+	uint64_t worker_bits;       /* the cores of mt_index that are workers (not the host) */
 	struct mt_config mtcfg;
 	struct ns_transport *ns;
 	unsigned nworkers;
@@ -480,6 +570,12 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl);
 void eng_takeover(struct eng_worker *w, struct eng_claim *cl);
 int eng_handle_disconnect(struct eng_client *c, const struct eng_packet *pkt);
 int eng_handle_auth(struct eng_client *c, const struct eng_packet *pkt);
+/* RI_AUTH: a method step's answer for c (continue during CONNECT, or a re-authentication). */
+void eng_auth_answer(struct eng_worker *w, struct eng_claim *cl);
+/* A packet other than AUTH / DISCONNECT while c is in CS_AUTH: protocol error. */
+int eng_auth_expected(struct eng_client *c);
+/* Drops a re-authentication parked on c (its connection is going). */
+void eng_reauth_drop(struct eng_client *c);
 void eng_conn_lost(struct eng_client *c, bool publish_will);
 void eng_timer_fire(struct eng_timer *t, void *ctx);
 void eng_will_publish(struct eng_client *c);
@@ -516,5 +612,51 @@ void eng_subreq_free(struct eng_subreq *r);
 int eng_control_init(struct tachyon *e, char *err, size_t errlen);
 void eng_control_fini(struct tachyon *e);
 int eng_control_run(struct tachyon *e);
+/* Routes a message made by the control thread (host, $SYS) to the workers, the host and the
+ * retained store; takes the caller's reference. */
+void eng_ctl_route(struct tachyon *e, struct eng_msg *m);
+void eng_ctl_wake(struct tachyon *e);
+
+/* eng_host.c: the host's queue (any thread in, the control thread out) and subscriptions. */
+int eng_host_init(struct tachyon *e);
+void eng_host_fini(struct tachyon *e);
+/* Control thread: handles up to budget queued requests; returns how many. */
+unsigned eng_host_drain(struct tachyon *e, unsigned budget);
+bool eng_host_empty(struct tachyon *e);
+/* Control thread: calls the host subscriptions m matches. */
+void eng_host_deliver(struct tachyon *e, const struct eng_msg *m, bool retained);
+
+/* eng_hook.c */
+/* Worker: may c publish to topic / subscribe to filter (hooks, then the ACL)? */
+bool eng_may_publish(struct eng_client *c, const struct eng_str *topic, uint8_t qos, bool retain);
+bool eng_may_subscribe(struct eng_client *c, const char *filter, size_t len, uint8_t qos);
+/* Worker: true if an intercept hook drops this inbound publish. */
+bool eng_intercept_drop(struct eng_client *c, const struct eng_publish *pub,
+			const struct eng_str *topic);
+/* Index of method name (+ 1), 0 if none is registered under it. */
+uint8_t eng_method_find(const struct tachyon *e, const uint8_t *name, size_t len);
+/* A message view for host callbacks and hooks. */
+void eng_message_view(struct tachyon_message *tm, const struct eng_str *topic,
+		      const struct eng_str *payload, const struct eng_props *props, uint8_t qos,
+		      bool retain, uint32_t expiry_left);
+
+/* eng_auth.c: authentication off the control thread. */
+int eng_auth_start(struct tachyon *e, char *err, size_t errlen);
+void eng_auth_stop(struct tachyon *e);
+/* Control thread: does this claim need the auth threads (password check, hooks, method)? */
+bool eng_auth_needs_thread(struct tachyon *e, const struct eng_claim *cl);
+/* Control thread: the built-in decision (no password to check): allow_anonymous. */
+uint8_t eng_auth_inline(struct tachyon *e, const struct eng_claim *cl);
+/* Control thread: queues the claim; -EBUSY when the queue is full. */
+int eng_auth_submit(struct tachyon *e, struct eng_claim *cl);
+/* Control thread: hands each decided claim to done(); returns how many. */
+unsigned eng_auth_drain(struct tachyon *e, void (*done)(struct tachyon *, struct eng_claim *));
+bool eng_auth_idle(struct tachyon *e);
+struct eng_pwref *eng_pwref_new(struct eng_passwd *pw);
+void eng_pwref_put(struct eng_pwref *r);
+
+/* eng_plugin.c */
+int eng_plugins_load(struct tachyon *e, char *err, size_t errlen);
+void eng_plugins_unload(struct tachyon *e);
 
 #endif /* ENG_INTERNAL_H */

@@ -404,7 +404,7 @@ bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher)
 		eng_post(e, w->id, e->nworkers, &it, false);
 	}
 	mask = mt_index_match(e->index, (const char *)m->topic.p, m->topic.len);
-	w->route_cores = mask;
+	w->route_cores = mask & e->worker_bits; /* the host's bit is never congested */
 	for (uint64_t rest = mask & ~(UINT64_C(1) << w->id); rest; rest &= rest - 1) {
 		struct eng_ritem it = {.type = RI_PUB, .p = m};
 		post_msg(w, (unsigned)__builtin_ctzll(rest), &it);
@@ -585,7 +585,7 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 	}
 	if (pub->qos == 2 && c->version == ENG_V5 && c->qos2_count >= cfg->receive_maximum)
 		return refuse(c, ENG_RC_RECEIVE_MAX_EXCEEDED, "more QoS 2 inflight than allowed");
-	if (c->acl && !eng_acl_check(c->acl, (const char *)topic.p, topic.len, true)) {
+	if ((c->acl || w->eng->hooks.n_acl) && !eng_may_publish(c, &topic, pub->qos, pub->retain)) {
 		ENG_STAT_INC(&w->stats, acl_denied);
 		ENG_INFO("client '%s': PUBLISH to '%.*s' denied by the ACL", c->client_id,
 			 (int)topic.len, (const char *)topic.p);
@@ -594,6 +594,13 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 		else if (pub->qos == 2)
 			ack_publish(c, ENG_PUBREC, pub->packet_id, ENG_RC_NOT_AUTHORIZED, 0);
 		return 0;
+	}
+	if (w->eng->hooks.n_intercept && eng_intercept_drop(c, pub, &topic)) {
+		/* not routed, acknowledged as usual (the publisher cannot tell) */
+		ENG_STAT_INC(&w->stats, intercept_dropped);
+		matched = true;
+		w->route_cores = 0;
+		goto ack;
 	}
 	raw_ok = pub->qos == 0 && !(pub->props.present & (ENG_PBIT(ENG_PROP_TOPIC_ALIAS) |
 							   ENG_PBIT(ENG_PROP_MESSAGE_EXPIRY)));
@@ -610,6 +617,7 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 	m->publisher_key = c->id_hash;
 	matched = eng_route(w, m, c);
 	eng_msg_unref(m);
+ack:
 	if (pub->qos == 1) {
 		ack_publish(c, ENG_PUBACK, pub->packet_id,
 			    matched ? ENG_RC_SUCCESS : ENG_RC_NO_MATCHING_SUBSCRIBERS,

@@ -117,7 +117,8 @@ int eng_handle_subscribe(struct eng_client *c, const struct eng_packet *pkt)
 			eng_client_close(c, ENG_RC_PROTOCOL_ERROR, "No Local on a shared subscription");
 			return -EPROTO;
 		}
-		if (c->acl && !eng_acl_check_filter(c->acl, filter, f.len)) {
+		if ((c->acl || w->eng->hooks.n_acl) &&
+		    !eng_may_subscribe(c, filter, f.len, e->opts.qos)) {
 			ENG_STAT_INC(&w->stats, acl_denied);
 			ENG_INFO("client '%s': SUBSCRIBE to '%.*s' denied by the ACL", c->client_id,
 				 (int)f.len, filter);

@@ -152,6 +152,7 @@ void eng_client_put(struct eng_client *c)
 	}
 	if (c->will)
 		eng_msg_unref(c->will);
+	eng_claim_free(c->auth_cl);
 	if (c->alias_in) {
 		for (uint32_t i = 0; i <= w->eng->cfg.topic_alias_maximum; i++)
 			free(c->alias_in[i]);
@@ -340,6 +341,8 @@ static void protocol_error(struct eng_client *c, const struct eng_decode_err *er
  */
 static int dispatch(struct eng_client *c, const struct eng_packet *pkt)
 {
+	if (c->state == CS_AUTH && pkt->type != ENG_AUTH && pkt->type != ENG_DISCONNECT)
+		return eng_auth_expected(c);
 	switch (pkt->type) {
 	case ENG_CONNECT:
 		return eng_handle_connect(c, pkt);
@@ -401,7 +404,8 @@ static uint32_t decode_run(struct eng_client *c, const uint8_t *buf, uint32_t le
 {
 	uint32_t off = 0;
 
-	while (off < len && c->conn && (c->state == CS_NEW || c->state == CS_ONLINE)) {
+	while (off < len && c->conn &&
+	       (c->state == CS_NEW || c->state == CS_ONLINE || c->state == CS_AUTH)) {
 		struct eng_packet pkt;
 		struct eng_decode_err err;
 		int rc = eng_decode(&c->codec, buf + off, len - off, &pkt, &err);
@@ -452,7 +456,7 @@ static void on_data(struct eng_client *c, const uint8_t *data, uint32_t len)
 /* After CONNACK: handle what arrived behind the CONNECT, then receive again. */
 void eng_client_resume_rx(struct eng_client *c)
 {
-	if (c->rxlen && c->state == CS_ONLINE) {
+	if (c->rxlen && (c->state == CS_ONLINE || c->state == CS_AUTH)) {
 		eng_client_pin(c);
 		uint32_t used = decode_run(c, c->rxbuf, c->rxlen);
 		c->pending_ops--; /* unpinned below, where nothing touches c any more */
@@ -555,6 +559,9 @@ static unsigned drain_inbox(struct eng_worker *w)
 					break;
 				case RI_SUB:
 					eng_suback_answer(w, it->p);
+					break;
+				case RI_AUTH:
+					eng_auth_answer(w, it->p);
 					break;
 				case RI_SHUTDOWN:
 					shutdown_phase(w, it->a);

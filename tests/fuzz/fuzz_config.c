@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Fuzzes the configuration parser: any text either parses or fails with a message. */
+/* Fuzzes the configuration parser: any text either parses or fails with a message, and the
+ * plugin records it keeps are well-formed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,5 +21,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* every failure must explain itself */
 	if (memchr(cfg.bind, '\0', sizeof(cfg.bind)) == NULL)
 		abort();
+	/* what the plugin loader relies on: "P<path>\n" records, each followed by its
+	 * "O<name>=<value>\n" records */
+	if (memchr(cfg.plugins, '\0', sizeof(cfg.plugins)) == NULL)
+		abort();
+	for (const char *p = cfg.plugins; *p;) {
+		const char *nl = strchr(p, '\n');
+		if (!nl || (*p != 'P' && *p != 'O') || (p == cfg.plugins && *p != 'P'))
+			abort();
+		if (*p == 'O' && !memchr(p, '=', (size_t)(nl - p)))
+			abort();
+		p = nl + 1;
+	}
 	return 0;
 }

@@ -24,9 +24,14 @@ Groups (numbered by feature, like Mosquitto's conformance tests):
     10-auth        password file (tachyon_passwd), anonymous off, ACL denials
     11-sys         $SYS topics
     12-signals     SIGHUP reload of the password file, SIGTERM graceful shutdown with wills
+    13-plugin      plugin ABI: a test plugin loaded from the config file registers an ACL hook
+                   and an enhanced authentication method; cleanup; the loader's error cases
+    14-auththread  password checks run off the control thread: an anonymous CONNECT sent
+                   after three password CONNECTs is answered before the last of them
 Exit status: 0 passed, 1 failed, 77 skipped (a client tool is missing).
 """
 import os
+import select
 import signal
 import socket
 import struct
@@ -837,11 +842,119 @@ def t12_signals():
     check(b.stop() == 0, 'exit code 0 after SIGTERM')
 
 
+def auth_props(method, data):
+    return b'\x15' + B.s16(method) + b'\x16' + B.s16(data)
+
+
+def tachyond_fails(conf_text):
+    """Runs tachyond with a config that must stop it at start-up: (exit code, output)."""
+    cfgp = B.tmpfile('fail-%d.conf' % B.free_port(), conf_text)
+    r = subprocess.run([EXE, '--config', cfgp, '--port', str(B.free_port()), '--bind',
+                        '127.0.0.1', '--workers', '1'], capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+def t13_plugin():
+    good = os.environ.get('TACHYON_TEST_PLUGIN')
+    badabi = os.environ.get('TACHYON_TEST_PLUGIN_BADABI')
+    noinit = os.environ.get('TACHYON_TEST_PLUGIN_NOINIT')
+    if not (good and badabi and noinit):
+        B.skip('the test plugins are not built (TACHYON_TEST_PLUGIN* unset)')
+    done = os.path.join(B._tmp, 'plugin-cleaned')
+    b = B.Broker(EXE, workers=2, conf={'plugin': good, 'plugin_opt_deny': 'forbidden/',
+                                       'plugin_opt_token': 's3cret',
+                                       'plugin_opt_cleanup': done}).start()
+    port = b.port
+    check('test_plugin.so loaded (3 options)' in b.output(), 'plugin loaded and logged')
+    r = B.Raw(port)
+    r.send(B.connect('p1', 5))
+    check(connack_of(r)[2][1] == 0, 'plain client accepted')
+    r.send(B.publish('forbidden/x', 'no', qos=1, pid=1, version=5))
+    p = r.read()
+    check(p[0] == 4 and p[2][2] == 0x87, "plugin's ACL hook denies: PUBACK 0x87 (%r)" % (p,))
+    r.send(B.publish('allowed/x', 'yes', qos=1, pid=2, version=5))
+    p = r.read()
+    check(p[0] == 4 and p[2][2] in (0x00, 0x10), 'other topics allowed')
+    t = B.Raw(port)
+    t.send(B.connect('p2', 5, cprops=auth_props('PLUGIN-TOKEN', 's3cret')))
+    p = t.read()
+    check(p[0] == 2 and p[2][1] == 0 and b'PLUGIN-TOKEN' in p[2], "plugin's method accepts")
+    t = B.Raw(port)
+    t.send(B.connect('p3', 5, cprops=auth_props('PLUGIN-TOKEN', 'guess')))
+    p = t.read()
+    check(p[0] == 2 and p[2][1] == 0x87, "plugin's method refuses a wrong token: 0x87")
+    t = B.Raw(port)
+    t.send(B.connect('p4', 5, cprops=auth_props('NOBODY', 'x')))
+    p = t.read()
+    check(p[0] == 2 and p[2][1] == 0x8C, 'unknown method: 0x8C')
+    check(not os.path.exists(done), 'no cleanup while running')
+    b.stop()
+    with open(done) as f:
+        check(f.read() == 'cleaned\n', 'tachyon_plugin_cleanup ran at shutdown')
+    # the loader's errors stop the start with a clear message (exit code 1)
+    rc, out = tachyond_fails('plugin %s\n' % os.path.join(B._tmp, 'missing.so'))
+    check(rc == 1 and 'missing.so: cannot load' in out, 'missing plugin file: %s' % out)
+    rc, out = tachyond_fails('plugin %s\n' % badabi)
+    check(rc == 1 and 'plugin ABI 999' in out, 'ABI mismatch: %s' % out)
+    rc, out = tachyond_fails('plugin %s\n' % noinit)
+    check(rc == 1 and 'no symbol tachyon_plugin_init' in out, 'missing init symbol: %s' % out)
+    rc, out = tachyond_fails('plugin %s\nplugin_opt_fail 1\n' % good)
+    check(rc == 1 and 'initialisation failed' in out, 'init refusing: %s' % out)
+    rc, out = tachyond_fails('plugin_opt_deny x\nplugin %s\n' % good)
+    check(rc == 2 and "comes before any 'plugin'" in out, 'option before its plugin: %s' % out)
+
+
+def t14_auththread():
+    tool = (os.environ.get('TACHYON_PASSWD_TOOL') or
+            os.path.join(os.path.dirname(EXE), 'tachyon_passwd'))
+    pwfile = B.tmpfile('passwd-slow', '')
+    subprocess.run([tool, '-b', pwfile, 'alice', 'secret'], check=True, capture_output=True,
+                   timeout=60)
+    b = B.Broker(EXE, workers=2, conf={'password_file': pwfile, 'auth_threads': 1}).start()
+    port = b.port
+    for attempt in range(3):
+        slow = []
+        for i in range(3):
+            r = B.Raw(port)
+            r.send(B.connect('pw%d-%d' % (attempt, i), 4, user='alice', password='secret'))
+            slow.append(r)
+        time.sleep(0.05)  # their claims reach the control thread (ordering, not timing)
+        fast = B.Raw(port)
+        fast.send(B.connect('anon%d' % attempt, 4))
+        # the order the CONNACKs arrive in: each PBKDF2 check costs about 0.1 s
+        order = []
+        conns = {r.s: name for r, name in zip(slow + [fast], ['a0', 'a1', 'a2', 'b'])}
+        raws = {r.s: r for r in slow + [fast]}
+        deadline = time.time() + 20
+        while len(order) < 4 and time.time() < deadline:
+            ready, _, _ = select.select([s for s in conns if conns[s] not in order], [], [], 1)
+            for s in ready:
+                p = raws[s].read(timeout=1)
+                check(p == (2, 0, b'\x00\x00'), 'CONNACK accepted for %s (%r)' % (conns[s], p))
+                order.append(conns[s])
+        check(len(order) == 4, 'every CONNECT answered: %r' % order)
+        check(order.index('b') < order.index('a2'),
+              'anonymous CONNACK before the last password CONNACK: %r' % order)
+        for r in slow + [fast]:
+            r.close()
+    # SIGHUP swaps the password table while checks against the old one are running
+    conns = []
+    for i in range(4):
+        r = B.Raw(port)
+        r.send(B.connect('hup%d' % i, 4, user='alice', password='secret'))
+        conns.append(r)
+        b.signal(signal.SIGHUP)
+    for i, r in enumerate(conns):
+        check(r.read(timeout=20) == (2, 0, b'\x00\x00'), 'accepted across reloads (%d)' % i)
+    b.stop()
+
+
 GROUPS = {
     '01-connect': t01_connect, '02-malformed': t02_malformed, '03-pubsub': t03_pubsub,
     '04-retained': t04_retained, '05-qos': t05_qos, '06-will': t06_will,
     '07-session': t07_session, '08-props': t08_props, '09-shared': t09_shared,
     '10-auth': t10_auth, '11-sys': t11_sys, '12-signals': t12_signals,
+    '13-plugin': t13_plugin, '14-auththread': t14_auththread,
 }
 
 if __name__ == '__main__':
