@@ -90,7 +90,8 @@ struct lg_cfg {
 	double connect_rate;  /* storm/idle: new connections per second; 0: unlimited */
 	uint32_t concurrency; /* storm/idle: handshakes in progress at once */
 	uint32_t inflight;    /* QoS 1/2 window per publisher */
-	uint32_t src_ips;     /* bind sources 127.0.0.1 .. 127.0.0.N (IPv4 only) */
+	uint32_t src_ips;     /* bind sources src_base .. src_base + N - 1 (IPv4 only) */
+	uint32_t src_base;    /* first source address, host order (127.0.0.1) */
 	uint16_t keepalive;
 	bool strict;	 /* any loss, duplicate or reordering fails the run */
 	bool netns_local; /* a 10/8 broker inside this process's own network namespace */

@@ -32,6 +32,7 @@
  * Nothing here allocates after set-up. Every failure goes through lg_fail(), which stops the
  * run: the load generator never continues past an error it saw.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -224,13 +225,15 @@ static int conn_open(struct lg_thread *th, struct lg_conn *c, uint64_t now)
 		return -1;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (cfg->src_ips > 1 && cfg->addr.ss_family == AF_INET) {
+	if ((cfg->src_ips > 1 || cfg->src_base != 0x7f000001u) && cfg->addr.ss_family == AF_INET) {
 		uint32_t k = (uint32_t)(c - run->conns) % cfg->src_ips;
 		struct sockaddr_in src = {.sin_family = AF_INET};
-		src.sin_addr.s_addr = htonl(0x7f000001u + (k / 254) * 256 + k % 254);
+		src.sin_addr.s_addr = htonl(cfg->src_base + k);
 		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src))) {
-			lg_fail(run, "bind to a loopback source address: %s", strerror(errno));
+			char a[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &src.sin_addr, a, sizeof(a));
+			lg_fail(run, "bind to source address %s: %s", a, strerror(errno));
 			return -1;
 		}
 	}

@@ -19,6 +19,7 @@
  * 3 the broker broke a delivery guarantee (QoS 1/2 loss, QoS 2 duplicates, or any anomaly with
  * --strict): the JSON carries the anomaly counts but no throughput or latency.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -94,6 +95,8 @@ static void usage(FILE *f)
 		"256)\n"
 		"      --inflight N         QoS 1/2 window per publisher (default 64)\n"
 		"      --src-ips N          bind sources 127.0.0.1..N for >28k connections (IPv4)\n"
+		"      --src-base A.B.C.D   first source address for --src-ips (default 127.0.0.1;\n"
+		"                           10.x.y.z with --netns-local)\n"
 		"      --keepalive S        MQTT keepalive (default 60)\n"
 		"      --pid PID            broker pid: its CPU time while publishing, its memory\n"
 		"                           per connection (idle)\n"
@@ -116,6 +119,7 @@ enum {
 	OPT_CONC,
 	OPT_INFLIGHT,
 	OPT_SRCIPS,
+	OPT_SRCBASE,
 	OPT_KA,
 	OPT_PID,
 	OPT_STRICT,
@@ -152,6 +156,7 @@ static const struct option long_opts[] = {
 	{"concurrency", required_argument, NULL, OPT_CONC},
 	{"inflight", required_argument, NULL, OPT_INFLIGHT},
 	{"src-ips", required_argument, NULL, OPT_SRCIPS},
+	{"src-base", required_argument, NULL, OPT_SRCBASE},
 	{"keepalive", required_argument, NULL, OPT_KA},
 	{"pid", required_argument, NULL, OPT_PID},
 	{"strict", no_argument, NULL, OPT_STRICT},
@@ -245,13 +250,14 @@ static int resolve(struct lg_cfg *cfg)
 					cfg->host);
 				return -EINVAL;
 			}
-			if (cfg->src_ips > 1) {
-				fprintf(stderr, "bench_loadgen: --src-ips is for loopback only\n");
+			if (((cfg->src_base + cfg->src_ips - 1) >> 24) != 10) {
+				fprintf(stderr, "bench_loadgen: --netns-local: the source addresses must "
+						"be in 10.0.0.0/8 (--src-base)\n");
 				return -EINVAL;
 			}
 			return 0;
 		}
-		if (net8 != 127)
+		if (net8 != 127 || ((cfg->src_base + cfg->src_ips - 1) >> 24) != 127)
 			goto not_loopback;
 	} else if (cfg->addr.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&cfg->addr;
@@ -287,6 +293,7 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 	cfg->concurrency = 256;
 	cfg->inflight = 64;
 	cfg->src_ips = 1;
+	cfg->src_base = 0x7f000001u;
 	cfg->keepalive = 60;
 
 	while ((c = getopt_long(argc, argv, "H:p:t:V:q:s:P:S:c:T:r:n:d:h", long_opts, NULL)) !=
@@ -386,6 +393,16 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 		case OPT_INFLIGHT:
 			NUM_OPT(inflight, 1, 65535, uint32_t);
 			break;
+		case OPT_SRCBASE: {
+			struct in_addr a;
+			if (inet_pton(AF_INET, optarg, &a) != 1) {
+				fprintf(stderr, "bench_loadgen: --src-base: '%s' is not an IPv4 address\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->src_base = ntohl(a.s_addr);
+			break;
+		}
 		case OPT_SRCIPS:
 			NUM_OPT(src_ips, 1, 65000, uint32_t);
 			break;
@@ -607,6 +624,9 @@ static void drive(struct lg_run *run)
 				return;
 			run->t_pinged = lg_now_ns();
 			run->ping_s = (double)(run->t_pinged - t) / 1e9;
+			/* for scripts that sample several generators' broker at once */
+			fprintf(stderr, "holding %u connections (every PINGREQ answered)\n",
+				run->nconns);
 			t = run->t_pinged;
 			double settle = cfg->hold < 1 ? cfg->hold : 1;
 			if (wait_until(run, t + (uint64_t)(settle * 1e9), hard, NULL) < 0)
