@@ -155,7 +155,8 @@ static void on_claim(struct tachyon *e, struct eng_claim *cl)
 
 static void on_xfer(struct tachyon *e, struct eng_claim *cl)
 {
-	if (cl->found) {
+	/* with a move (eng_xfer.c) the index moves once the new core has adopted the session */
+	if (cl->found && !cl->xfer) {
 		for (struct eng_sub *s = cl->subs; s; s = s->next) {
 			int rc = mt_index_del(e->index, s->filter, s->len, cl->old_core);
 			if (rc == 0)
@@ -279,6 +280,8 @@ static void sys_publish(struct tachyon *e, const char *topic, const char *fmt, .
 	m = eng_msg_new(NULL, &pub, &t, 0, NULL, 0, eng_now_ms());
 	if (!m)
 		return;
+	/* relaxed: this thread is the only writer (eng_xfer.c) */
+	m->epoch = atomic_load_explicit(&e->route_epoch, memory_order_relaxed);
 	mask = mt_index_match(e->index, topic, t.len);
 	for (; mask; mask &= mask - 1) {
 		struct eng_ritem it = {.type = RI_PUB, .p = m};
@@ -320,6 +323,9 @@ static void sys_update(struct tachyon *e, uint64_t now)
 	sys_publish(e, "$SYS/broker/clients/protocol_errors", "%" PRIu64, SUM(protocol_errors));
 	sys_publish(e, "$SYS/broker/clients/auth_failures", "%" PRIu64, SUM(auth_failures));
 	sys_publish(e, "$SYS/broker/clients/acl_denied", "%" PRIu64, SUM(acl_denied));
+	sys_publish(e, "$SYS/broker/messages/retried", "%" PRIu64, SUM(retries));
+	sys_publish(e, "$SYS/broker/overload/publisher_pauses", "%" PRIu64, SUM(qos0_pauses));
+	sys_publish(e, "$SYS/broker/overload/slow_consumers", "%" PRIu64, SUM(slow_consumers));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -439,6 +445,9 @@ static unsigned drain(struct tachyon *e, unsigned *acks)
 					break;
 				case RI_XFER:
 					on_xfer(e, it->p);
+					break;
+				case RI_ADOPTED:
+					eng_xfer_move(e, it->p);
 					break;
 				case RI_SUB:
 					on_sub(e, it->p);
