@@ -33,6 +33,7 @@ struct opt {
 
 static const char *const backend_words[] = {"kernel", "dpdk", NULL};
 static const char *const drop_words[] = {"newest", "oldest", NULL};
+static const char *const qos0_words[] = {"drop", "pause", NULL};
 static const char *const level_words[] = {"error", "warning", "notice", "info", "debug", NULL};
 
 #define OFF(f) (uint16_t) offsetof(struct eng_config, f)
@@ -66,8 +67,19 @@ static const struct opt opts[] = {
 	BOOL("queue_qos0_offline", queue_qos0_offline,
 	     "queue QoS 0 messages for offline persistent sessions"),
 	ENUM("drop_policy", drop_policy, drop_words, "which message a full queue drops"),
+	ENUM("qos0_overload", qos0_overload, qos0_words,
+	     "QoS 0 for a subscriber whose queue is full: drop it (counted; publishers never "
+	     "wait for others), or pause reading the publishers that send there until it has "
+	     "room (no loss while it reads; memory stays bounded)"),
+	U32("slow_consumer_timeout", slow_consumer_timeout, 1, 3600,
+	    "seconds an online session with a full queue may take nothing before it stops "
+	    "holding back publishers (QoS 1/2 acks, paused QoS 0) and its queue drops instead"),
 	U32("topic_alias_maximum", topic_alias_maximum, 0, 65535,
 	    "topic aliases a client may use towards the broker"),
+	U32("topic_alias_maximum_out", topic_alias_maximum_out, 0, 65535,
+	    "topic aliases the broker sets towards an MQTT 5 client (at most the client's "
+	    "Topic Alias Maximum; free ones first, then the least recently sent is reused; "
+	    "topics over 112 bytes go without), 0: none"),
 	U32("max_qos", max_qos, 0, 2, "highest QoS the broker accepts"),
 	BOOL("retain_available", retain_available, "whether retained messages are supported"),
 	U32("max_retained_messages", max_retained_messages, 0, 100000000,
@@ -80,7 +92,9 @@ static const struct opt opts[] = {
 	    "longest keep alive granted, 0: any (seconds)"),
 	U32("connect_timeout", connect_timeout, 1, 3600, "seconds to wait for CONNECT"),
 	U32("retry_interval", retry_interval, 0, 3600,
-	    "seconds before resending to a 3.x client, 0: only on reconnect"),
+	    "seconds an MQTT 3.x client's unacknowledged QoS 1/2 message (or PUBREL) waits "
+	    "before it is resent on the same connection (never to MQTT 5 clients), "
+	    "0: only on reconnect"),
 	BOOL("allow_anonymous", allow_anonymous, "accept clients without a user name"),
 	STR("password_file", password_file, "file of users and PBKDF2-SHA512 hashes"),
 	STR("acl_file", acl_file, "access control list file"),
@@ -110,7 +124,10 @@ void eng_config_defaults(struct eng_config *cfg)
 	cfg->max_queued_bytes = 64u << 20;
 	cfg->queue_qos0_offline = false;
 	cfg->drop_policy = ENG_DROP_NEWEST;
+	cfg->qos0_overload = ENG_QOS0_DROP;
+	cfg->slow_consumer_timeout = 5;
 	cfg->topic_alias_maximum = 64;
+	cfg->topic_alias_maximum_out = 16;
 	cfg->max_qos = 2;
 	cfg->retain_available = true;
 	cfg->max_retained_messages = 1000000;

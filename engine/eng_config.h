@@ -33,6 +33,11 @@ enum eng_drop_policy {
 	ENG_DROP_OLDEST = 1, /* make room by dropping the oldest queued message */
 };
 
+enum eng_qos0_overload {
+	ENG_QOS0_DROP = 0,  /* drop QoS 0 for a full queue or ring, counted */
+	ENG_QOS0_PAUSE = 1, /* stop reading the publishers until the congestion clears */
+};
+
 enum eng_log_level {
 	ENG_LOG_ERROR = 0,
 	ENG_LOG_WARNING = 1,
@@ -62,7 +67,10 @@ struct eng_config {
 	uint32_t max_queued_bytes;    /* per session */
 	bool queue_qos0_offline;
 	uint32_t drop_policy; /* enum eng_drop_policy */
-	uint32_t topic_alias_maximum;
+	uint32_t qos0_overload;         /* enum eng_qos0_overload */
+	uint32_t slow_consumer_timeout; /* seconds without progress before a full queue drops */
+	uint32_t topic_alias_maximum;     /* inbound: aliases a client may set */
+	uint32_t topic_alias_maximum_out; /* outbound: aliases the broker sets, 0: none */
 	uint32_t max_qos;
 	bool retain_available;
 	uint32_t max_retained_messages;

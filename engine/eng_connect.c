@@ -25,8 +25,11 @@
  *   client object allowed to release it (RI_RELEASE with a stale gen is ignored); items on one
  *   ring are handled in order, so a core sees the answers to its earlier requests before a
  *   takeover of the same session.
- *   Gap: publishes routed to the old core between the takeover and the index move are not
- *   delivered to the moved session (they are counted as not matched there).
+ *   With subscriptions, the move is finished in eng_xfer.c so that nothing routed around it
+ *   is lost or doubled: the old object stays in the old core's mt_local as a forwarder
+ *   (CS_MOVED) to the new session, the new core adopts the subscriptions before control
+ *   moves the index (RI_ADOPTED), and a fence through every core tells the old core when
+ *   nothing routed under the old index can still arrive.
  *
  * Authentication (design): the claim's credentials are decided by the control thread
  * (anonymous access) or, when a password, a hook or a method is involved, by an auth thread
@@ -122,6 +125,21 @@ static char *dupmem(const uint8_t *p, size_t len)
 	return s;
 }
 
+/* The connection's topic alias tables, made here so that PUBLISH never allocates them. */
+static int alias_tables(struct eng_client *c)
+{
+	const struct eng_config *cfg = &c->w->eng->cfg;
+	uint32_t out = c->alias_max_out < cfg->topic_alias_maximum_out
+			       ? c->alias_max_out : cfg->topic_alias_maximum_out;
+
+	if (cfg->topic_alias_maximum &&
+	    !(c->alias_in = eng_alias_in_create((uint16_t)cfg->topic_alias_maximum)))
+		return -ENOMEM;
+	if (out && !(c->alias_out = eng_alias_out_create((uint16_t)out)))
+		return -ENOMEM;
+	return 0;
+}
+
 int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 {
 	const struct eng_connect *cn = &pkt->u.connect;
@@ -163,6 +181,8 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 		c->session_expiry = cn->clean_start ? 0 : UINT32_MAX;
 	}
 	c->expiry_asked = c->session_expiry;
+	if (cn->version == ENG_V5 && alias_tables(c) != 0)
+		return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
 	if (c->session_expiry > cfg->max_session_expiry)
 		c->session_expiry = cfg->max_session_expiry;
 	c->keepalive = cn->keepalive;
@@ -281,11 +301,21 @@ static void adopt(struct eng_client *c, struct eng_claim *cl)
 	for (c->inf_tail = NULL, q = c->inf_head; q; q = q->next)
 		c->inf_tail = q;
 	c->inflight = cl->inflight;
+	/* behind the shipped queue: what the old core forwarded before this answer */
+	struct eng_qent *early = c->q_head;
 	c->q_head = cl->q_head;
 	for (c->q_tail = NULL, q = c->q_head; q; q = q->next)
 		c->q_tail = q;
-	c->q_count = cl->q_count;
-	c->q_bytes = cl->q_bytes;
+	if (early) {
+		if (c->q_tail)
+			c->q_tail->next = early;
+		else
+			c->q_head = early;
+		for (q = early; q; q = q->next)
+			c->q_tail = q;
+	}
+	c->q_count += cl->q_count;
+	c->q_bytes += cl->q_bytes;
 	eng_queue_level(c);
 	c->qos2_bits = cl->qos2_bits;
 	c->qos2_count = cl->qos2_count;
@@ -412,12 +442,17 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 	adata = cl->auth_out; /* the method's last data goes with the CONNACK */
 	alen = cl->auth_out_len;
 	cl->auth_out = NULL;
+	if (cl->xfer) {
+		eng_xfer_adopted(w, c, cl->xfer); /* the index may move now */
+		cl->xfer = NULL;
+	}
 	eng_claim_free(cl);
 	eng_ctab_insert(w, c);
 	atomic_store_explicit(&w->stats.sessions,
 			      atomic_load_explicit(&w->stats.sessions, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	c->state = CS_ONLINE;
+	eng_queue_level(c); /* an adopted full queue holds publishers back again */
 	ENG_STAT_ADD(&w->stats, clients_online, 1);
 	if (!c->conn || c->closing) {
 		/* the connection went away while the claim travelled */
@@ -521,6 +556,7 @@ void eng_conn_lost(struct eng_client *c, bool publish_will)
 
 	eng_dack_drop(c); /* held-back acks die with the connection; the client resends */
 	eng_reauth_drop(c);
+	eng_queue_level(c); /* a queue without a connection holds no publisher back */
 	switch (c->state) {
 	case CS_NEW:
 		c->state = CS_GONE;
@@ -568,13 +604,11 @@ void eng_conn_lost(struct eng_client *c, bool publish_will)
 	c->state = CS_OFFLINE;
 	c->expire_at_ms = c->session_expiry == UINT32_MAX
 				  ? 0 : w->now_ms + c->session_expiry * 1000ull;
-	/* inbound aliases and the partial packet belong to the connection */
-	if (c->alias_in) {
-		for (uint32_t i = 0; i <= w->eng->cfg.topic_alias_maximum; i++)
-			free(c->alias_in[i]);
-		free(c->alias_in);
-		c->alias_in = NULL;
-	}
+	/* topic aliases and the partial packet belong to the connection */
+	eng_alias_in_destroy(c->alias_in);
+	c->alias_in = NULL;
+	eng_alias_out_destroy(c->alias_out);
+	c->alias_out = NULL;
 	free(c->rxbuf);
 	c->rxbuf = NULL;
 	c->rxlen = c->rxcap = 0;
@@ -775,8 +809,8 @@ void eng_takeover(struct eng_worker *w, struct eng_claim *cl)
 
 	if (old && old->gen == cl->old_gen && old->state != CS_GONE) {
 		ENG_STAT_INC(&w->stats, takeovers);
-		ENG_INFO("client '%s': session taken over by a connection on core %u",
-			 old->client_id, cl->new_core);
+		ENG_INFO("client '%s': session on core %u taken over by a connection on core %u",
+			 old->client_id, w->id, cl->new_core);
 		if (old->conn) {
 			struct ns_conn *conn = old->conn;
 			if (old->version == ENG_V5 && old->state == CS_ONLINE) {
@@ -802,9 +836,13 @@ void eng_takeover(struct eng_worker *w, struct eng_claim *cl)
 				old->will = NULL;
 			}
 		}
+		/* with subscriptions, the old object stays as a forwarder (eng_xfer.c) */
+		if (!cl->clean_start && old->subs)
+			cl->xfer = eng_xfer_new(old, cl);
 		if (!cl->clean_start) {
 			cl->found = true;
-			mt_local_drop_session(w->local, old);
+			if (!cl->xfer)
+				mt_local_drop_session(w->local, old);
 			cl->subs = old->subs;
 			cl->nsubs = old->nsubs;
 			old->subs = NULL;
@@ -837,8 +875,14 @@ void eng_takeover(struct eng_worker *w, struct eng_claim *cl)
 				      atomic_load_explicit(&w->stats.sessions,
 							   memory_order_relaxed) - 1,
 				      memory_order_relaxed);
-		old->state = CS_GONE;
-		eng_client_put(old);
+		if (cl->xfer) {
+			old->state = CS_MOVED;
+			old->fwd_to = cl->client;
+			old->fwd_core = cl->new_core;
+		} else {
+			old->state = CS_GONE;
+			eng_client_put(old);
+		}
 	}
 	eng_post(w->eng, w->id, w->eng->nworkers, &it, false);
 }
@@ -866,6 +910,10 @@ void eng_timer_fire(struct eng_timer *t, void *ctx)
 				eng_timer_arm(&w->wheel, t, deadline);
 			}
 		}
+		return;
+	}
+	if (t->kind == TK_RETRY) {
+		eng_retry_fire(container_of(t, struct eng_client, t_retry));
 		return;
 	}
 	if (t->kind == TK_SESS) {

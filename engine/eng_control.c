@@ -189,7 +189,8 @@ static void on_reauth(struct tachyon *e, struct eng_claim *cl)
 
 static void on_xfer(struct tachyon *e, struct eng_claim *cl)
 {
-	if (cl->found) {
+	/* with a move (eng_xfer.c) the index moves once the new core has adopted the session */
+	if (cl->found && !cl->xfer) {
 		for (struct eng_sub *s = cl->subs; s; s = s->next) {
 			int rc = mt_index_del(e->index, s->filter, s->len, cl->old_core);
 			if (rc == 0)
@@ -291,6 +292,8 @@ void eng_ctl_route(struct tachyon *e, struct eng_msg *m)
 	uint64_t mask;
 	unsigned nshare;
 
+	/* relaxed: this thread is the only writer of route_epoch (eng_xfer.c) */
+	m->epoch = atomic_load_explicit(&e->route_epoch, memory_order_relaxed);
 	if (m->retain) {
 		eng_msg_ref(m);
 		on_retain(e, m);
@@ -389,6 +392,9 @@ static void sys_update(struct tachyon *e, uint64_t now)
 	sys_publish(e, "$SYS/broker/clients/protocol_errors", "%" PRIu64, SUM(protocol_errors));
 	sys_publish(e, "$SYS/broker/clients/auth_failures", "%" PRIu64, SUM(auth_failures));
 	sys_publish(e, "$SYS/broker/clients/acl_denied", "%" PRIu64, SUM(acl_denied));
+	sys_publish(e, "$SYS/broker/messages/retried", "%" PRIu64, SUM(retries));
+	sys_publish(e, "$SYS/broker/overload/publisher_pauses", "%" PRIu64, SUM(qos0_pauses));
+	sys_publish(e, "$SYS/broker/overload/slow_consumers", "%" PRIu64, SUM(slow_consumers));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -518,6 +524,9 @@ static unsigned drain(struct tachyon *e, unsigned *acks)
 					break;
 				case RI_XFER:
 					on_xfer(e, it->p);
+					break;
+				case RI_ADOPTED:
+					eng_xfer_move(e, it->p);
 					break;
 				case RI_SUB:
 					on_sub(e, it->p);

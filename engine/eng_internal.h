@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 
 #include "eng_acl.h"
+#include "eng_alias.h"
 #include "eng_codec.h"
 #include "eng_config.h"
 #include "eng_log.h"
@@ -86,6 +87,10 @@ struct eng_plugin;
 	X(ring_overflow)     /* items parked because a ring was full (delivered later) */      \
 	X(pool_fallback)     /* allocations that missed a pool */                              \
 	X(acks_deferred)     /* QoS 1/2 acks held back while a target queue was over its limit */\
+	X(retries)           /* MQTT 3.x resends on the same connection (retry_interval) */    \
+	X(qos0_pauses)       /* publishers paused: their QoS 0 went to a full queue or ring */\
+	X(slow_consumers)    /* sessions that stopped holding back publishers (took nothing  \
+				for slow_consumer_timeout with a full queue) */                \
 	X(subs_added)                                                                          \
 	X(subs_removed)                                                                        \
 	X(sessions_expired)
@@ -129,6 +134,7 @@ struct eng_msg {
 	struct eng_str payload;
 	struct eng_props props; /* views into data; no topic alias, no subscription ids */
 	struct eng_str raw;     /* QoS 0 packet forwardable byte for byte, or empty */
+	uint64_t epoch;         /* route_epoch its routing matched under (eng_route, eng_xfer.c) */
 	uint8_t data[];
 };
 
@@ -153,6 +159,7 @@ struct eng_qent {
 	bool dup;
 	uint8_t nids;
 	uint32_t ids[ENG_QENT_IDS];
+	uint32_t sent_ms;    /* low bits of the clock when last sent (retry_interval) */
 };
 
 /* A subscription as the session keeps it (for takeover and for dropping it). */
@@ -175,12 +182,14 @@ enum eng_cstate {
 	CS_OFFLINE,     /* persistent session without a connection */
 	CS_GONE,        /* connection and session finished; freed when nothing refers to it */
 	CS_AUTH,        /* enhanced authentication: AUTH 0x18 sent, waiting for the client's */
+	CS_MOVED,       /* taken over by another core: forwards what it still matches there
+			 * until every core has routed past the move (eng_xfer.c) */
 };
 
 enum {
 	TK_CONN = 1, /* t_conn: CONNECT timeout, then keepalive */
 	TK_SESS = 2, /* t_sess: will delay and session expiry */
-	TK_RETRY = 3,
+	TK_RETRY = 3, /* t_retry: MQTT 3.x resend of unacknowledged messages (retry_interval) */
 };
 
 struct eng_client {
@@ -230,11 +239,14 @@ struct eng_client {
 	uint32_t will_delay;
 	struct eng_timer t_conn;
 	struct eng_timer t_sess;
+	struct eng_timer t_retry;
 	struct eng_sub *subs;
 	struct eng_qent *inf_head, *inf_tail; /* sent, unacknowledged, in send order */
 	struct eng_qent *q_head, *q_tail;     /* not sent yet */
 	uint64_t *qos2_bits;      /* 65536-bit set of inbound QoS 2 ids, lazily allocated */
-	char **alias_in;          /* inbound topic aliases [1..topic_alias_maximum], lazily */
+	struct eng_alias_in *alias_in;   /* MQTT 5, from CONNECT: aliases the client set */
+	struct eng_alias_out *alias_out; /* MQTT 5, from CONNECT: aliases the broker set, or
+					  * NULL (then QoS 0 may be forwarded byte for byte) */
 	struct eng_acl_set *acl;  /* this client's rules (%u, %c substituted), NULL: allow all */
 	/* Enhanced authentication (eng_connect.c): the method of the CONNECT (index + 1 into
 	 * the engine's methods, 0: none), and the claim parked while the client owes an AUTH
@@ -244,12 +256,30 @@ struct eng_client {
 	struct eng_claim *auth_cl;
 	/* Back-pressure (eng_publish.c): this session's queue is at its limit (counted in its
 	 * worker's congested), and the acks this client's publishes wait for. */
+	/* Back-pressure (eng_publish.c): this session's queue is at its limit (over; on the
+	 * worker's over_list), it took nothing for slow_consumer_timeout (stuck), whether it is
+	 * counted in its worker's congested (cong), and the acks this client's publishes wait
+	 * for. */
 	bool over;
+	bool stuck;
+	bool cong;
+	bool ovl_paused;          /* QoS 0 overload: receive paused, on the worker's paused_list */
+	uint64_t progress_ms;     /* last time the session took something while over */
+	uint64_t ovl_cores;       /* cores whose congestion paused this publisher */
+	struct eng_client *over_prev, *over_next;
+	struct eng_client *ovl_next;
 	bool dack_listed;         /* on the worker's dack_list */
 	uint32_t dack_n, dack_cap;
 	uint32_t *dack;           /* type << 24 | reason << 16 | packet id, in arrival order */
 	uint64_t dack_cores;      /* cores the held-back messages went to */
 	struct eng_client *dack_next;
+	/* Session move (eng_xfer.c). New core: the move not finished yet (xfer, pinned by it),
+	 * then the epoch before which direct deliveries came forwarded instead (min_epoch).
+	 * Old core, CS_MOVED: the session that gets what this one still matches. */
+	struct eng_xfer *xfer;
+	uint64_t min_epoch;
+	struct eng_client *fwd_to;
+	uint16_t fwd_core;
 	struct eng_client *hnext; /* worker's client id table chain */
 	struct eng_client *prev, *next; /* worker's list of clients */
 };
@@ -273,6 +303,31 @@ enum eng_rtype {
 	RI_AUTH,        /* C->W p: claim: an enhanced auth step's answer (continue, or any
 			 * answer of a re-authentication) */
 	RI_REAUTH,      /* W->C p: claim: a re-authentication step for the auth threads */
+	/* session moves (eng_xfer.c), p: struct eng_xfer unless said otherwise */
+	RI_ADOPTED,     /* W(new)->C: the new core adopted the session: move the index */
+	RI_FENCE,       /* C->W: every core: routes before this saw the old index */
+	RI_FENCE_ACK,   /* W->W(old): this core routes past the move */
+	RI_FWD,         /* W(old)->W(new) p: struct eng_qent (msg reference), b: the session,
+			 * a: XF_* flags: a message the old core still matched */
+	RI_FWD_END,     /* W(old)->W(new): nothing more is forwarded */
+};
+
+/* A session move after a takeover (eng_xfer.c). Made by the old core; its fields are fixed
+ * from then on except: subs (the control thread's, freed by it), acks (the old core's) and
+ * epoch (written once by the control thread). Freed by the new core at RI_FWD_END. */
+struct eng_xfer {
+	_Atomic uint64_t epoch;    /* the move's route_epoch, 0 until the index moved */
+	struct eng_client *old;    /* the forwarder on old_core (CS_MOVED) */
+	struct eng_client *client; /* the session on new_core */
+	uint16_t old_core;
+	uint16_t new_core;
+	uint32_t acks;             /* fences the old core has seen */
+	struct eng_sub *subs;      /* copies of the filters the index moves */
+};
+
+enum {
+	XF_SHARE = 1,    /* from a shared subscription: picked once, never also sent direct */
+	XF_NO_LOCAL = 2, /* the subscription has No Local */
 };
 
 /* A filter list for RI_IDX_DEL. */
@@ -318,6 +373,7 @@ struct eng_claim {
 	uint8_t *password;
 	uint32_t password_len;
 	struct eng_acl_set *acl; /* control -> new core: the client's rules */
+	struct eng_xfer *xfer;   /* old core -> new core: the move, when subscriptions moved */
 	/* shipped session state (old core -> control -> new core) */
 	struct eng_sub *subs;
 	uint32_t nsubs;
@@ -396,6 +452,9 @@ struct eng_worker {
 	const uint8_t *cur_pkt;     /* bytes of the packet being handled (byte forwarding) */
 	uint32_t cur_pkt_len;
 	struct eng_client *dack_list; /* clients with held-back acks */
+	struct eng_client *over_list; /* sessions whose queue is over its limit */
+	struct eng_client *paused_list; /* publishers paused by QoS 0 overload */
+	uint64_t slow_scan_ms;        /* next look for stuck sessions on over_list */
 	uint64_t route_cores;         /* cores the last eng_route() reached */
 	uint32_t shutdown_phase;
 	uint64_t shutdown_deadline;
@@ -504,6 +563,8 @@ struct tachyon {
 	_Atomic bool stop_req;      /* set by tachyon_stop(); read by the control loop */
 	_Atomic bool reload_req;    /* set by tachyon_reload(); exchanged by the control loop */
 	_Atomic bool workers_exit;  /* control -> workers: leave the loop (release/acquire) */
+	/* Bumped by the control thread at each session move, read by every route (eng_xfer.c) */
+	alignas(ENG_CACHE_LINE) _Atomic uint64_t route_epoch;
 	alignas(ENG_CACHE_LINE) _Atomic bool ctl_sleeping;
 };
 
@@ -535,6 +596,10 @@ static inline void eng_msg_ref(struct eng_msg *m)
 }
 void eng_msg_unref(struct eng_msg *m);
 struct eng_qent *eng_qent_get(struct eng_worker *w);
+/* A cleared entry holding a reference to m for delivery with qos, retain and (up to
+ * ENG_QENT_IDS of) ids; NULL when out of memory. */
+struct eng_qent *eng_qent_msg(struct eng_worker *w, struct eng_msg *m, uint8_t qos, bool retain,
+			      const uint32_t *ids, uint32_t nids);
 void eng_qent_put(struct eng_worker *w, struct eng_qent *q);
 void eng_pools_free(struct eng_worker *w);
 extern _Thread_local struct eng_worker *eng_cur_worker;
@@ -598,8 +663,27 @@ void eng_queue_level(struct eng_client *c);
 void eng_dack_flush(struct eng_worker *w, bool force);
 /* Forgets c's held-back acks (its connection is gone) and takes it off the worker's list. */
 void eng_dack_drop(struct eng_client *c);
+/* QoS 0 overload: resumes the paused publishers whose target cores have room again (every
+ * loop), finds sessions that take nothing (stuck) with a full queue (every 100 ms), and
+ * takes c off the paused list (c is being freed). Worker thread. */
+void eng_paused_flush(struct eng_worker *w);
+void eng_slow_scan(struct eng_worker *w);
+void eng_paused_drop(struct eng_client *c);
 void eng_resend_inflight(struct eng_client *c);
+/* t_retry fired: resends what has waited retry_interval for its ack (MQTT 3.x only). */
+void eng_retry_fire(struct eng_client *c);
 void eng_queue_free(struct eng_worker *w, struct eng_qent *q);
+
+/* eng_xfer.c: moving a session's deliveries to its new core without loss or duplicates */
+struct eng_xfer *eng_xfer_new(struct eng_client *old, struct eng_claim *cl);
+void eng_xfer_adopted(struct eng_worker *w, struct eng_client *c, struct eng_xfer *xf);
+void eng_xfer_move(struct tachyon *e, struct eng_xfer *xf);
+void eng_xfer_fence(struct eng_worker *w, struct eng_xfer *xf);
+void eng_xfer_end(struct eng_worker *w, struct eng_xfer *xf);
+void eng_xfer_forward(struct eng_client *fwd, struct eng_msg *m, uint8_t qos, bool retain,
+		      const uint32_t *ids, uint32_t nids, uint32_t flags);
+void eng_xfer_fwd_in(struct eng_worker *w, const struct eng_ritem *it);
+bool eng_xfer_direct_ok(const struct eng_client *c, const struct eng_msg *m);
 
 /* eng_subscribe.c */
 int eng_handle_subscribe(struct eng_client *c, const struct eng_packet *pkt);

@@ -59,6 +59,7 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	m->origin_core = w ? (uint8_t)w->id : 0;
 	m->publisher = NULL;
 	m->publisher_key = 0;
+	m->epoch = 0;
 	d = m->data;
 	memcpy(d, topic->p, topic->len);
 	m->topic = (struct eng_str){d, topic->len};
@@ -115,6 +116,23 @@ void eng_msg_unref(struct eng_msg *m)
 		return;
 	}
 	free(m);
+}
+
+struct eng_qent *eng_qent_msg(struct eng_worker *w, struct eng_msg *m, uint8_t qos, bool retain,
+			      const uint32_t *ids, uint32_t nids)
+{
+	struct eng_qent *q = eng_qent_get(w);
+
+	if (!q)
+		return NULL;
+	eng_msg_ref(m);
+	q->msg = m;
+	q->qos = qos;
+	q->retain = retain;
+	q->nids = (uint8_t)(nids > ENG_QENT_IDS ? ENG_QENT_IDS : nids);
+	for (uint32_t i = 0; i < q->nids; i++)
+		q->ids[i] = ids[i];
+	return q;
 }
 
 struct eng_qent *eng_qent_get(struct eng_worker *w)

@@ -22,10 +22,20 @@
  *   max_inflight)) has room and the transport takes it -> QoS 1: QE_WAIT_ACK -> PUBACK frees;
  *   QoS 2: QE_WAIT_REC -> PUBREC: PUBREL sent, QE_WAIT_COMP (the message reference is dropped)
  *   -> PUBCOMP frees. On session resume, QE_WAIT_ACK/REC entries are sent again with DUP and
- *   QE_WAIT_COMP entries get their PUBREL again [MQTT-4.4.0-1].
+ *   QE_WAIT_COMP entries get their PUBREL again [MQTT-4.4.0-1]. MQTT 3.x clients also get
+ *   them again on the same connection once they have waited retry_interval seconds (one
+ *   t_retry per client, armed while anything waits; a client whose transport is full gets no
+ *   more until the next interval). MQTT 5 clients never do: the spec forbids it.
  * The queue is bounded in messages and bytes (max_queued_messages / max_queued_bytes); a full
  * queue drops by drop_policy, counted in drop_queue_full. QoS 0 goes straight to the
  * transport when nothing is queued ahead of it.
+ *
+ * Outbound topic aliases (MQTT 5 clients that announced a Topic Alias Maximum, capped by
+ * topic_alias_maximum_out; policy in eng_alias.h): each PUBLISH is encoded at send time with
+ * the alias the connection's table picks, and the table records it only once the transport
+ * took the packet, so what it holds is what the client received, in order. Such clients never
+ * get the received bytes forwarded as they are (the fast path for QoS 0 stays for the others).
+ * The table belongs to the connection: a resumed session starts with none.
  *
  * Back-pressure instead of loss (QoS 1/2 to an online session): a message that was
  * acknowledged to its publisher must not be dropped because a subscriber is slow. So a full
@@ -109,11 +119,12 @@ static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t q
 			const uint32_t *ids, uint32_t nids, uint16_t pid, bool dup, bool control)
 {
 	struct eng_worker *w = c->w;
+	struct eng_alias_pick ap = {.alias = 0};
 	struct iovec iov[2];
 	int rc;
 
 	if (m->raw.len && qos == 0 && m->version == c->version && retain == m->retain &&
-	    nids == 0) {
+	    nids == 0 && !c->alias_out) {
 		/* same version, nothing changes: the received bytes as they are */
 		if (c->max_packet_out && m->raw.len > c->max_packet_out)
 			return -EMSGSIZE;
@@ -135,6 +146,15 @@ static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t q
 				p.props.sub_id = ids;
 				p.props.sub_id_count = nids;
 			}
+			if (c->alias_out) {
+				eng_alias_out_pick(c->alias_out, m->topic.p, m->topic.len, &ap);
+				if (ap.alias) {
+					p.props.present |= ENG_PBIT(ENG_PROP_TOPIC_ALIAS);
+					p.props.topic_alias = ap.alias;
+					if (ap.known)
+						p.topic.len = 0;
+				}
+			}
 		}
 		n = eng_encode_publish_head(&p, c->version, w->scratch, ENG_SCRATCH);
 		if (n < 0)
@@ -144,6 +164,8 @@ static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t q
 		iov[0] = (struct iovec){w->scratch, (size_t)n};
 		iov[1] = (struct iovec){(void *)m->payload.p, m->payload.len};
 		rc = eng_send_raw(c, iov, m->payload.len ? 2 : 1, control);
+		if (rc == 0 && ap.alias) /* the client now has it: record it, in send order */
+			eng_alias_out_commit(c->alias_out, m->topic.p, m->topic.len, &ap);
 	}
 	if (rc == 0)
 		ENG_STAT_INC(&w->stats, msgs_out);
@@ -177,15 +199,72 @@ static uint64_t msg_bytes(const struct eng_msg *m)
 
 void eng_queue_level(struct eng_client *c)
 {
-	const struct eng_config *cfg = &c->w->eng->cfg;
-	bool over = c->q_count >= cfg->max_queued_messages || c->q_bytes >= cfg->max_queued_bytes;
+	struct eng_worker *w = c->w;
+	const struct eng_config *cfg = &w->eng->cfg;
+	uint32_t maxm = cfg->max_queued_messages, maxb = cfg->max_queued_bytes;
+	bool over = c->q_count >= maxm || c->q_bytes >= maxb;
 
-	if (over == c->over)
+	/* hysteresis: clear at three quarters, so that held acks and paused publishers are not
+	 * released and caught again for every message */
+	if (c->over && !over)
+		over = c->q_count > maxm - maxm / 4 || c->q_bytes > maxb - maxb / 4;
+	if (c->state == CS_GONE)
+		over = false; /* finished (being freed): off the list whatever the limits */
+	if (over != c->over) {
+		c->over = over;
+		if (over) {
+			c->progress_ms = w->now_ms; /* the slow consumer clock starts now */
+			c->over_prev = NULL;
+			c->over_next = w->over_list;
+			if (w->over_list)
+				w->over_list->over_prev = c;
+			w->over_list = c;
+		} else {
+			if (c->over_prev)
+				c->over_prev->over_next = c->over_next;
+			else
+				w->over_list = c->over_next;
+			if (c->over_next)
+				c->over_next->over_prev = c->over_prev;
+			c->over_prev = c->over_next = NULL;
+			c->stuck = false;
+		}
+	}
+	/* only a session that is online and takes messages holds publishers back: an offline or
+	 * stuck one would hold them for ever */
+	bool cong = over && !c->stuck && c->conn && c->state == CS_ONLINE;
+	if (cong == c->cong)
 		return;
-	c->over = over;
-	uint32_t n = atomic_load_explicit(&c->w->congested, memory_order_relaxed);
+	c->cong = cong;
+	uint32_t n = atomic_load_explicit(&w->congested, memory_order_relaxed);
 	/* single writer (this worker); readers only test it against zero */
-	atomic_store_explicit(&c->w->congested, over ? n + 1 : n - 1, memory_order_relaxed);
+	atomic_store_explicit(&w->congested, cong ? n + 1 : n - 1, memory_order_relaxed);
+}
+
+/* The session took something (a send, an ack): it is not stuck. */
+static void progress(struct eng_client *c)
+{
+	c->progress_ms = c->w->now_ms;
+	if (c->stuck) {
+		c->stuck = false;
+		eng_queue_level(c);
+	}
+}
+
+void eng_slow_scan(struct eng_worker *w)
+{
+	uint64_t limit = w->eng->cfg.slow_consumer_timeout * 1000ull;
+
+	for (struct eng_client *c = w->over_list; c; c = c->over_next) {
+		if (c->stuck || !c->cong || w->now_ms - c->progress_ms < limit)
+			continue;
+		c->stuck = true;
+		ENG_STAT_INC(&w->stats, slow_consumers);
+		ENG_INFO("client '%s': took nothing for %u s with a full queue; it no longer holds "
+			 "publishers back and its queue drops", c->client_id ? c->client_id : "",
+			 w->eng->cfg.slow_consumer_timeout);
+		eng_queue_level(c); /* stays on over_list: only cong changes */
+	}
 }
 
 static void qent_pop(struct eng_client *c)
@@ -199,6 +278,52 @@ static void qent_pop(struct eng_client *c)
 	q->next = NULL;
 	if (c->over)
 		eng_queue_level(c);
+}
+
+/* MQTT 3.x with retry_interval: makes sure t_retry runs while something waits for an ack. */
+static void retry_arm(struct eng_client *c)
+{
+	struct eng_worker *w = c->w;
+	uint32_t ivl = w->eng->cfg.retry_interval;
+
+	if (ivl && c->version != ENG_V5 && !eng_timer_armed(&c->t_retry))
+		eng_timer_arm(&w->wheel, &c->t_retry, w->now_ms + ivl * 1000ull);
+}
+
+void eng_retry_fire(struct eng_client *c)
+{
+	struct eng_worker *w = c->w;
+	uint32_t ivl = w->eng->cfg.retry_interval * 1000u;
+	uint32_t now = (uint32_t)w->now_ms;
+	uint32_t next = ivl; /* ms until the next entry is due */
+
+	/* MQTT 5 forbids resending on the same connection [MQTT-4.4.0-1] */
+	if (!ivl || c->version == ENG_V5 || c->state != CS_ONLINE || !c->conn || c->closing)
+		return;
+	eng_client_pin(c); /* a PUBREL that overflows the reply backlog closes the client */
+	for (struct eng_qent *q = c->inf_head; q && c->conn; q = q->next) {
+		uint32_t age = now - q->sent_ms; /* wraps right: both are the clock's low bits */
+		if (age < ivl) {
+			if (ivl - age < next)
+				next = ivl - age;
+			continue;
+		}
+		if (q->state == QE_WAIT_COMP) {
+			send_ack(c, ENG_PUBREL, q->pid, 0);
+		} else if (send_publish(c, q->msg, q->qos, q->retain, q->ids, q->nids, q->pid, true,
+					false) == -ENOBUFS) {
+			/* the client does not read: resending more only fills the transport */
+			next = ivl;
+			break;
+		} else {
+			q->dup = true;
+		}
+		q->sent_ms = now;
+		ENG_STAT_INC(&w->stats, retries);
+	}
+	if (c->conn && c->inf_head)
+		eng_timer_arm(&w->wheel, &c->t_retry, w->now_ms + next);
+	eng_client_unpin(c);
 }
 
 void eng_pump(struct eng_client *c)
@@ -234,6 +359,8 @@ void eng_pump(struct eng_client *c)
 			}
 			break;
 		}
+		if (c->over)
+			progress(c);
 		qent_pop(c);
 		if (rc == -EMSGSIZE || q->qos == 0) {
 			if (rc == -EMSGSIZE)
@@ -244,6 +371,8 @@ void eng_pump(struct eng_client *c)
 		q->pid = pid;
 		q->seq = c->pid_seq;
 		q->state = q->qos == 1 ? QE_WAIT_ACK : QE_WAIT_REC;
+		q->sent_ms = (uint32_t)w->now_ms;
+		retry_arm(c);
 		if (c->inf_tail)
 			c->inf_tail->next = q;
 		else
@@ -256,6 +385,8 @@ void eng_pump(struct eng_client *c)
 void eng_resend_inflight(struct eng_client *c)
 {
 	for (struct eng_qent *q = c->inf_head; q && c->conn; q = q->next) {
+		q->sent_ms = (uint32_t)c->w->now_ms;
+		retry_arm(c);
 		if (q->state == QE_WAIT_COMP) {
 			send_ack(c, ENG_PUBREL, q->pid, 0);
 		} else {
@@ -274,7 +405,9 @@ static void enqueue(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool r
 	uint64_t bytes = msg_bytes(m);
 	struct eng_qent *q;
 
-	bool hold = qos && c->state == CS_ONLINE && c->conn; /* see "Back-pressure" above */
+	/* see "Back-pressure" above */
+	bool hold = (qos || cfg->qos0_overload == ENG_QOS0_PAUSE) && c->state == CS_ONLINE &&
+		    c->conn && !c->stuck;
 	while (c->q_count >= cfg->max_queued_messages || c->q_bytes + bytes > cfg->max_queued_bytes) {
 		if (hold && c->q_bytes + bytes <= ENG_HOLD_FACTOR * (uint64_t)cfg->max_queued_bytes)
 			break;
@@ -285,19 +418,11 @@ static void enqueue(struct eng_client *c, struct eng_msg *m, uint8_t qos, bool r
 		qent_pop(c);
 		eng_queue_free(w, q);
 	}
-	q = eng_qent_get(w);
+	q = eng_qent_msg(w, m, qos, retain, ids, nids); /* state QE_QUEUED */
 	if (!q) {
 		ENG_STAT_INC(&w->stats, drop_queue_full);
 		return;
 	}
-	eng_msg_ref(m);
-	q->msg = m;
-	q->qos = qos;
-	q->retain = retain;
-	q->state = QE_QUEUED;
-	q->nids = (uint8_t)(nids > ENG_QENT_IDS ? ENG_QENT_IDS : nids);
-	for (uint32_t i = 0; i < q->nids; i++)
-		q->ids[i] = ids[i];
 	if (c->q_tail)
 		c->q_tail->next = q;
 	else
@@ -354,9 +479,17 @@ void eng_route_local(struct eng_worker *w, struct eng_msg *m, const void *publis
 
 	for (unsigned i = 0; i < n; i++) {
 		const struct mt_local_hit *h = &hits[i];
+		struct eng_client *c = h->session;
 		uint8_t qos = m->qos < h->opts.qos ? m->qos : h->opts.qos;
 		bool retain = h->opts.retain_as_published ? m->retain : false;
-		eng_deliver(h->session, m, qos, retain, h->ids, h->nids);
+		/* a session that moved here lately: older messages come forwarded (eng_xfer.c) */
+		if ((c->xfer || c->min_epoch) && !eng_xfer_direct_ok(c, m))
+			continue;
+		if (c->state == CS_MOVED)
+			eng_xfer_forward(c, m, qos, retain, h->ids, h->nids,
+					 h->opts.no_local ? XF_NO_LOCAL : 0);
+		else
+			eng_deliver(c, m, qos, retain, h->ids, h->nids);
 	}
 }
 
@@ -364,7 +497,10 @@ static void post_msg(struct eng_worker *w, unsigned dst, struct eng_ritem *it)
 {
 	struct eng_msg *m = it->p;
 	eng_msg_ref(m);
-	if (eng_post(w->eng, w->id, dst, it, m->qos == 0) != 0) {
+	/* QoS 0 may be dropped at a full ring, unless publishers pause instead (then it parks
+	 * and the publisher stops: see eng_paused_flush()) */
+	if (eng_post(w->eng, w->id, dst, it,
+		     m->qos == 0 && w->eng->cfg.qos0_overload == ENG_QOS0_DROP) != 0) {
 		ENG_STAT_INC(&w->stats, drop_ring_full);
 		eng_msg_unref(m);
 	}
@@ -376,9 +512,13 @@ void eng_route_share(struct eng_worker *w, struct eng_msg *m, uint64_t group, ui
 	unsigned core;
 
 	if (mt_local_share_pick(w->local, group, m->publisher_key, &h) == 0) {
+		struct eng_client *c = h.session;
 		uint8_t qos = m->qos < h.opts.qos ? m->qos : h.opts.qos;
-		eng_deliver(h.session, m, qos, h.opts.retain_as_published ? m->retain : false,
-			    h.ids, h.nids);
+		bool retain = h.opts.retain_as_published ? m->retain : false;
+		if (c->state == CS_MOVED)
+			eng_xfer_forward(c, m, qos, retain, h.ids, h.nids, XF_SHARE);
+		else
+			eng_deliver(c, m, qos, retain, h.ids, h.nids);
 		return;
 	}
 	tried |= UINT64_C(1) << w->id;
@@ -395,15 +535,27 @@ bool eng_route(struct eng_worker *w, struct eng_msg *m, const void *publisher)
 {
 	struct tachyon *e = w->eng;
 	struct mt_share_pick picks[16];
-	uint64_t mask;
+	uint64_t mask, epoch;
 	unsigned nshare;
 
+	/* the epoch the match saw, read like a seqlock (see eng_xfer.c) */
+	for (;;) {
+		/* acquire: pairs with the release store in eng_xfer_move(): under this epoch the
+		 * match sees the index additions made before it */
+		epoch = atomic_load_explicit(&e->route_epoch, memory_order_acquire);
+		mask = mt_index_match(e->index, (const char *)m->topic.p, m->topic.len);
+		/* acquire: pairs with the release fence in eng_xfer_move(): if the match saw a
+		 * removal made after an epoch change, the load below sees that change */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&e->route_epoch, memory_order_relaxed) == epoch)
+			break;
+	}
+	m->epoch = epoch; /* before anyone else has m */
 	if (m->retain) {
 		struct eng_ritem it = {.type = RI_RETAIN, .p = m};
 		eng_msg_ref(m);
 		eng_post(e, w->id, e->nworkers, &it, false);
 	}
-	mask = mt_index_match(e->index, (const char *)m->topic.p, m->topic.len);
 	w->route_cores = mask & e->worker_bits; /* the host's bit is never congested */
 	for (uint64_t rest = mask & ~(UINT64_C(1) << w->id); rest; rest &= rest - 1) {
 		struct eng_ritem it = {.type = RI_PUB, .p = m};
@@ -437,6 +589,85 @@ static bool cores_congested(const struct eng_worker *w, uint64_t cores)
 			return true;
 	}
 	return false;
+}
+
+/* Congested cores among cores, or cores this worker has items parked for (a full ring). */
+static bool cores_busy(const struct eng_worker *w, uint64_t cores)
+{
+	const struct eng_src *s = &w->eng->srcs[w->id];
+
+	if (s->parked)
+		for (uint64_t r = cores; r; r &= r - 1)
+			if (s->outq[__builtin_ctzll(r)].count)
+				return true;
+	return cores_congested(w, cores);
+}
+
+/* qos0_overload pause: the QoS 0 message c published went to cores; stop reading c while any
+ * of them is busy. What c sent behind it stays unread (decode_run() stops at ovl_paused). */
+static void pause_check(struct eng_client *c, uint64_t cores)
+{
+	struct eng_worker *w = c->w;
+
+	if (!cores || !cores_busy(w, cores))
+		return;
+	c->ovl_cores |= cores;
+	if (c->ovl_paused || !c->conn)
+		return;
+	c->ovl_paused = true;
+	if (!c->rx_paused) {
+		ns_pause_rx(c->conn, true);
+		c->rx_paused = true;
+	}
+	c->ovl_next = w->paused_list;
+	w->paused_list = c;
+	ENG_STAT_INC(&w->stats, qos0_pauses);
+}
+
+void eng_paused_flush(struct eng_worker *w)
+{
+	struct eng_client **pp = &w->paused_list, *ready = NULL;
+
+	/* first take the ready ones off the list, pinned: resuming one handles its publishes,
+	 * which may close (and free) other clients, or pause this one again */
+	while (*pp) {
+		struct eng_client *c = *pp;
+		if (c->conn && cores_busy(w, c->ovl_cores)) {
+			/* the broker is not reading it: its silence is not a keepalive timeout */
+			c->last_rx_ms = w->now_ms;
+			pp = &c->ovl_next;
+			continue;
+		}
+		*pp = c->ovl_next;
+		c->ovl_paused = false;
+		c->ovl_cores = 0;
+		if (c->conn) {
+			eng_client_pin(c);
+			c->ovl_next = ready;
+			ready = c;
+		}
+	}
+	while (ready) {
+		struct eng_client *c = ready;
+		ready = c->ovl_next;
+		if (c->conn)
+			eng_client_resume_rx(c); /* what was left unread first, then reads */
+		eng_client_unpin(c);
+	}
+}
+
+void eng_paused_drop(struct eng_client *c)
+{
+	struct eng_client **pp = &c->w->paused_list;
+
+	while (c->ovl_paused && *pp) {
+		if (*pp == c) {
+			*pp = c->ovl_next;
+			c->ovl_paused = false;
+			break;
+		}
+		pp = &(*pp)->ovl_next;
+	}
 }
 
 static void dack_send_all(struct eng_client *c)
@@ -552,28 +783,13 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 		return refuse(c, ENG_RC_RETAIN_NOT_SUPPORTED, "retain is not available");
 	if (pub->props.present & ENG_PBIT(ENG_PROP_TOPIC_ALIAS)) {
 		uint16_t a = pub->props.topic_alias;
-		if (a == 0 || a > cfg->topic_alias_maximum)
+		if (a == 0 || a > cfg->topic_alias_maximum || !c->alias_in)
 			return refuse(c, ENG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
 		if (topic.len) {
-			if (!c->alias_in) {
-				c->alias_in = calloc(cfg->topic_alias_maximum + 1u, sizeof(char *));
-				if (!c->alias_in)
-					return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
-			}
-			char *t = malloc(topic.len + 3u);
-			if (!t)
+			if (eng_alias_in_set(c->alias_in, a, topic.p, topic.len) != 0)
 				return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
-			t[0] = (char)(topic.len >> 8);
-			t[1] = (char)(topic.len & 0xff);
-			memcpy(t + 2, topic.p, topic.len);
-			free(c->alias_in[a]);
-			c->alias_in[a] = t;
-		} else {
-			const char *t = c->alias_in ? c->alias_in[a] : NULL;
-			if (!t)
-				return refuse(c, ENG_RC_PROTOCOL_ERROR, "unknown topic alias");
-			topic.len = (uint32_t)((uint8_t)t[0] << 8 | (uint8_t)t[1]);
-			topic.p = (const uint8_t *)t + 2;
+		} else if (!eng_alias_in_get(c->alias_in, a, &topic)) {
+			return refuse(c, ENG_RC_PROTOCOL_ERROR, "unknown topic alias");
 		}
 	}
 	if (mt_topic_name_check(&w->eng->mtcfg, (const char *)topic.p, topic.len, &why) != 0)
@@ -617,6 +833,8 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 	m->publisher_key = c->id_hash;
 	matched = eng_route(w, m, c);
 	eng_msg_unref(m);
+	if (pub->qos == 0 && cfg->qos0_overload == ENG_QOS0_PAUSE)
+		pause_check(c, w->route_cores);
 ack:
 	if (pub->qos == 1) {
 		ack_publish(c, ENG_PUBACK, pub->packet_id,
@@ -671,6 +889,7 @@ int eng_handle_ack(struct eng_client *c, const struct eng_packet *pkt)
 	case ENG_PUBACK:
 		q = inflight_take(c, pid, QE_WAIT_ACK);
 		if (q) {
+			progress(c);
 			eng_queue_free(w, q);
 			eng_pump(c);
 		}
@@ -688,7 +907,9 @@ int eng_handle_ack(struct eng_client *c, const struct eng_packet *pkt)
 			eng_pump(c);
 			return 0;
 		}
+		progress(c);
 		q->state = QE_WAIT_COMP;
+		q->sent_ms = (uint32_t)w->now_ms;
 		if (q->msg) {
 			eng_msg_unref(q->msg);
 			q->msg = NULL;
@@ -698,6 +919,7 @@ int eng_handle_ack(struct eng_client *c, const struct eng_packet *pkt)
 	case ENG_PUBCOMP:
 		q = inflight_take(c, pid, QE_WAIT_COMP);
 		if (q) {
+			progress(c);
 			eng_queue_free(w, q);
 			eng_pump(c);
 		}

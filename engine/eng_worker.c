@@ -114,6 +114,7 @@ static struct eng_client *client_new(struct eng_worker *w, struct ns_conn *conn)
 	c->codec.max_packet = w->eng->cfg.max_packet_size;
 	c->t_conn.kind = TK_CONN;
 	c->t_sess.kind = TK_SESS;
+	c->t_retry.kind = TK_RETRY;
 	c->last_rx_ms = w->now_ms;
 	c->next = w->clients;
 	if (w->clients)
@@ -131,6 +132,7 @@ void eng_client_put(struct eng_client *c)
 		return;
 	eng_timer_cancel(&w->wheel, &c->t_conn);
 	eng_timer_cancel(&w->wheel, &c->t_sess);
+	eng_timer_cancel(&w->wheel, &c->t_retry);
 	eng_ctab_remove(w, c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -145,6 +147,7 @@ void eng_client_put(struct eng_client *c)
 	c->q_bytes = 0;
 	eng_queue_level(c);
 	eng_dack_drop(c);
+	eng_paused_drop(c);
 	while (c->subs) {
 		struct eng_sub *s = c->subs;
 		c->subs = s->next;
@@ -153,11 +156,8 @@ void eng_client_put(struct eng_client *c)
 	if (c->will)
 		eng_msg_unref(c->will);
 	eng_claim_free(c->auth_cl);
-	if (c->alias_in) {
-		for (uint32_t i = 0; i <= w->eng->cfg.topic_alias_maximum; i++)
-			free(c->alias_in[i]);
-		free(c->alias_in);
-	}
+	eng_alias_in_destroy(c->alias_in);
+	eng_alias_out_destroy(c->alias_out);
 	eng_acl_set_free(c->acl);
 	free(c->qos2_bits);
 	free(c->rxbuf);
@@ -404,7 +404,8 @@ static uint32_t decode_run(struct eng_client *c, const uint8_t *buf, uint32_t le
 {
 	uint32_t off = 0;
 
-	while (off < len && c->conn &&
+	/* ovl_paused: the rest waits, unread, until the QoS 0 overload clears */
+	while (off < len && c->conn && !c->ovl_paused &&
 	       (c->state == CS_NEW || c->state == CS_ONLINE || c->state == CS_AUTH)) {
 		struct eng_packet pkt;
 		struct eng_decode_err err;
@@ -470,7 +471,7 @@ void eng_client_resume_rx(struct eng_client *c)
 		if (!c->rxlen)
 			rx_release(c);
 	}
-	if (c->conn && c->rx_paused && !c->ctllen) {
+	if (c->conn && c->rx_paused && !c->ctllen && !c->ovl_paused) {
 		ns_pause_rx(c->conn, false);
 		c->rx_paused = false;
 	}
@@ -566,6 +567,16 @@ static unsigned drain_inbox(struct eng_worker *w)
 				case RI_SHUTDOWN:
 					shutdown_phase(w, it->a);
 					break;
+				case RI_FWD:
+					eng_xfer_fwd_in(w, it);
+					break;
+				case RI_FENCE:
+				case RI_FENCE_ACK:
+					eng_xfer_fence(w, it->p);
+					break;
+				case RI_FWD_END:
+					eng_xfer_end(w, it->p);
+					break;
 				default:
 					ENG_DIE("unknown cross-core item");
 				}
@@ -659,6 +670,15 @@ void *eng_worker_main(void *arg)
 			/* acks held back for congested cores: re-check every iteration */
 			eng_dack_flush(w, false);
 			busy = busy || w->dack_list;
+		}
+		if (w->paused_list) {
+			/* publishers paused by QoS 0 overload: the same */
+			eng_paused_flush(w);
+			busy = busy || w->paused_list;
+		}
+		if (w->over_list && w->now_ms >= w->slow_scan_ms) {
+			eng_slow_scan(w);
+			w->slow_scan_ms = w->now_ms + 100;
 		}
 		eng_post_flush(e, w->id);
 		ns_flush(w->nsw);

@@ -186,6 +186,19 @@ def vbi(n):
             return out + bytes([b])
 
 
+def vbi_decode(buf, i):
+    """The variable byte integer at buf[i:] as (value, index after it), or None if cut short."""
+    n, mult = 0, 1
+    while i < len(buf):
+        b = buf[i]
+        i += 1
+        n += (b & 0x7f) * mult
+        mult *= 128
+        if not b & 0x80:
+            return n, i
+    return None
+
+
 def s16(b):
     if isinstance(b, str):
         b = b.encode()
@@ -327,14 +340,7 @@ def parse_publish(flags, body, version=4):
         i += 2
     pr = b''
     if version == 5:
-        n, mult = 0, 1
-        while True:
-            b = body[i]
-            i += 1
-            n += (b & 0x7f) * mult
-            mult *= 128
-            if not b & 0x80:
-                break
+        n, i = vbi_decode(body, i)
         pr = body[i:i + n]
         i += n
     return {'topic': topic, 'qos': qos, 'pid': pid, 'retain': bool(flags & 1),

@@ -81,6 +81,32 @@ TEST(EngConfig, ParsesEveryType)
 	EXPECT_EQ(c.log_level, (uint32_t)ENG_LOG_DEBUG);
 }
 
+TEST(EngConfig, DeliveryOptions)
+{
+	eng_config c;
+	eng_config_defaults(&c);
+	EXPECT_EQ(c.qos0_overload, (uint32_t)ENG_QOS0_DROP);
+	EXPECT_EQ(c.retry_interval, 0u);
+	EXPECT_EQ(c.topic_alias_maximum_out, 16u);
+	std::string err;
+	ASSERT_EQ(parse(&c,
+			"qos0_overload pause\n"
+			"slow_consumer_timeout 3\n"
+			"retry_interval 20\n"
+			"topic_alias_maximum_out 0\n",
+			&err),
+		  0)
+		<< err;
+	EXPECT_EQ(c.qos0_overload, (uint32_t)ENG_QOS0_PAUSE);
+	EXPECT_EQ(c.slow_consumer_timeout, 3u);
+	EXPECT_EQ(c.retry_interval, 20u);
+	EXPECT_EQ(c.topic_alias_maximum_out, 0u);
+	EXPECT_NE(parse(&c, "qos0_overload buffer\n", &err), 0);
+	EXPECT_NE(err.find("drop pause"), std::string::npos) << err;
+	EXPECT_NE(parse(&c, "slow_consumer_timeout 0\n", &err), 0);
+	EXPECT_NE(parse(&c, "topic_alias_maximum_out 65536\n", &err), 0);
+}
+
 TEST(EngConfig, ErrorsNameTheLineAndTheRule)
 {
 	eng_config c;
