@@ -4,14 +4,23 @@
  * in-tree Mosquitto-style baseline (bench_match_baseline.c) measured in the same run.
  *
  *   bench_match [--subs N] [--topics N] [--reps N] [--cores N] [--retained N] [--seconds S]
- *               [--no-baseline] [--no-churn]
+ *               [--mix E,W,M] [--no-baseline] [--no-churn]
  *
  * Workload: N subscriptions (80% exact, 20% wildcard), 5-8 levels, words from a per-level
- * vocabulary; each on a random core. Publish topics: half are subscribed exact topics, half
- * fresh random topics. Figures:
+ * vocabulary; each on a random core. A wildcard filter keeps at least three literal levels
+ * (like "site/+/dev/temp" or "site/bldg/floor/#"): filters such as "dev3/+/#" would match a
+ * sixteenth of all topics each and leave no topic unmatched. Publish topics, in random order,
+ * by the --mix percentages (default 40,30,30):
+ *   E: a subscribed exact filter's topic (it may match wildcard filters too);
+ *   W: a topic built from a random wildcard filter ('+' -> a word of that level, '#' -> 0-2
+ *      more levels): it matches that filter, rarely an exact one;
+ *   M: a fresh random topic of the same shape that matches nothing (drawn until the index
+ *      under test returns 0; the baseline must agree, as for every topic).
+ * Figures:
  *  1. match latency p50/p99 per call (clock_gettime around each call, minus the measured
- *     timer overhead) and mean (a timed loop without per-call timers), median of --reps runs;
- *     Both sides must return the same core mask for every topic (checked: count and checksum);
+ *     timer overhead) and mean (a timed loop without per-call timers), median of --reps runs,
+ *     overall and p50 per publish class; both sides get the same topics and must return the
+ *     same core mask for every topic (checked: count and checksum);
  *  2. memory per subscription: glibc mallinfo2() in-use bytes before/after building, heap
  *     (uordblks) plus mmap'd chunks (hblkhd: big hash arrays live there), after waiting for
  *     deferred frees (so this binary uses glibc malloc, not jemalloc);
@@ -34,9 +43,13 @@
 
 struct opts {
 	unsigned subs, topics, reps, cores, retained;
+	unsigned mix[3]; /* percent of exact-hit, wildcard-hit, miss topics */
 	double seconds;
 	bool baseline, churn;
 };
+
+enum { CL_EXACT, CL_WILD, CL_MISS, CL_N };
+static const char *const cl_name[CL_N] = {"exact hit", "wildcard hit", "miss"};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -97,22 +110,54 @@ static void strs_free(struct strs *s)
 
 #define STR(s, i) ((s)->buf + (s)->off[i])
 
-/* A topic of 5-8 levels: level 0 from 16 words, deeper levels from 64 * (level + 1) words. */
+/* A random word of level @i: level 0 from 16 words, deeper levels from 64 * (level + 1). */
+static size_t gen_word(char *out, unsigned i)
+{
+	unsigned vocab = i == 0 ? 16 : 64 * (i + 1);
+	return (size_t)sprintf(out, "%s%u", i == 0 ? "dev" : "w", (unsigned)(rnd() % vocab));
+}
+
+/* A topic of 5-8 levels. */
 static size_t gen_topic(char *out, unsigned *nlevels)
 {
 	unsigned n = 5 + (unsigned)(rnd() % 4);
 	size_t len = 0;
 	for (unsigned i = 0; i < n; i++) {
-		unsigned vocab = i == 0 ? 16 : 64 * (i + 1);
-		len += (size_t)sprintf(out + len, "%s%s%u", i ? "/" : "", i == 0 ? "dev" : "w",
-				       (unsigned)(rnd() % vocab));
+		if (i)
+			out[len++] = '/';
+		len += gen_word(out + len, i);
 	}
 	*nlevels = n;
 	return len;
 }
 
-/* 80% exact topics; 20% wildcard: one '+' (60%), a '#' tail (30%) or both (10%). */
-static void gen_subs(struct strs *subs, struct strs *exact, unsigned n)
+/* A topic name matched by wildcard filter @f: '+' -> a word of its level, '#' -> 0-2 levels. */
+static size_t gen_from_filter(char *out, const char *f, size_t flen)
+{
+	size_t len = 0;
+	unsigned lvl = 0;
+	for (size_t k = 0; k < flen; k++) {
+		if (f[k] == '/') {
+			lvl++;
+			out[len++] = '/';
+		} else if (f[k] == '+') {
+			len += gen_word(out + len, lvl);
+		} else if (f[k] == '#') {
+			len--; /* "a/#" matches "a" itself */
+			for (unsigned x = (unsigned)(rnd() % 3); x > 0; x--, lvl++) {
+				out[len++] = '/';
+				len += gen_word(out + len, lvl);
+			}
+		} else {
+			out[len++] = f[k];
+		}
+	}
+	return len;
+}
+
+/* 80% exact topics; 20% wildcard: one '+' (60%), a '#' tail (30%) or both (10%), with at least
+ * three literal levels (so '#' cuts after level 3, or 4 with a '+'). */
+static void gen_subs(struct strs *subs, struct strs *exact, struct strs *wild, unsigned n)
 {
 	char t[256], f[256];
 	for (unsigned i = 0; i < n; i++) {
@@ -125,7 +170,8 @@ static void gen_subs(struct strs *subs, struct strs *exact, unsigned n)
 		}
 		unsigned kind = (unsigned)(rnd() % 10);
 		bool use_plus = kind < 6 || kind == 9, use_hash = kind >= 6;
-		unsigned cut = use_hash ? 2 + (unsigned)(rnd() % (nl - 2)) : nl;
+		unsigned lo = use_plus ? 4 : 3; /* cut in [lo, nl - 1]; nl >= 5 */
+		unsigned cut = use_hash ? lo + (unsigned)(rnd() % (nl - lo)) : nl;
 		unsigned plus = 1 + (unsigned)(rnd() % (cut - 1)); /* never level 0 */
 		size_t fl = 0;
 		unsigned lvl = 0;
@@ -148,6 +194,8 @@ static void gen_subs(struct strs *subs, struct strs *exact, unsigned n)
 			f[fl++] = '#';
 		}
 		strs_push(subs, f, fl);
+		if (wild)
+			strs_push(wild, f, fl);
 	}
 }
 
@@ -188,6 +236,7 @@ static uint64_t timer_overhead(void)
 
 struct lat {
 	double p50, p99, mean;
+	double cl50[CL_N]; /* p50 per publish class */
 	uint64_t matched;
 	uint64_t sum; /* order-dependent checksum of the returned masks */
 };
@@ -210,10 +259,11 @@ static uint64_t bl_match_cb(void *ctx, const char *t, size_t len)
 	return bl_match(ctx, t, len);
 }
 
-static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics, uint64_t overhead)
+static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics,
+			  const uint8_t *cls, uint64_t overhead)
 {
 	size_t n = topics->n;
-	uint64_t *v = malloc(n * sizeof(*v));
+	uint64_t *v = malloc(n * sizeof(*v)), *c = malloc(n * sizeof(*c));
 	uint64_t matched = 0, sink = 0, sum = 0;
 	struct lat l;
 
@@ -229,11 +279,19 @@ static struct lat measure(match_fn *fn, void *ctx, const struct strs *topics, ui
 	for (size_t i = 0; i < n; i++)
 		sink += fn(ctx, STR(topics, i), topics->slen[i]);
 	l.mean = (double)(now_ns() - a) / (double)n;
+	for (unsigned k = 0; k < CL_N; k++) {
+		size_t nc = 0;
+		for (size_t i = 0; i < n; i++)
+			if (cls[i] == k)
+				c[nc++] = v[i];
+		l.cl50[k] = (double)pct(c, nc, 0.50);
+	}
 	l.p50 = (double)pct(v, n, 0.50);
 	l.p99 = (double)pct(v, n, 0.99);
 	l.matched = matched + (sink & 0); /* keep sink alive */
 	l.sum = sum;
 	free(v);
+	free(c);
 	return l;
 }
 
@@ -290,7 +348,7 @@ static void churn(struct mt_index *idx, const struct strs *topics, const struct 
 
 	/* Churn filters: fresh wildcard and exact filters, added then removed in batches. */
 	struct strs cf = {0}, ce = {0};
-	gen_subs(&cf, &ce, 100000);
+	gen_subs(&cf, &ce, NULL, 100000);
 	__atomic_store_n(&a.phase, 1, __ATOMIC_RELEASE);
 	uint64_t ops = 0, t0 = now_ns(), dl = t0 + (uint64_t)(o->seconds * 1e9);
 	while (now_ns() < dl) {
@@ -384,13 +442,14 @@ static void retained(const struct opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_match [--subs N] [--topics N] [--reps N] [--cores N] "
-			"[--retained N] [--seconds S] [--no-baseline] [--no-churn]\n");
+			"[--retained N] [--seconds S] [--mix E,W,M] [--no-baseline] "
+			"[--no-churn]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = {1000000, 200000, 5, 8, 1000000, 2.0, true, true};
+	struct opts o = {1000000, 200000, 5, 8, 1000000, {40, 30, 30}, 2.0, true, true};
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -418,24 +477,18 @@ int main(int argc, char **argv)
 			o.retained = (unsigned)strtoul(v, NULL, 0);
 		else if (!strcmp(a, "--seconds"))
 			o.seconds = strtod(v, NULL);
-		else
+		else if (!strcmp(a, "--mix")) {
+			if (sscanf(v, "%u,%u,%u", &o.mix[0], &o.mix[1], &o.mix[2]) != 3)
+				usage();
+		} else
 			usage();
 	}
-	if (o.reps == 0 || o.reps > 99 || o.cores == 0 || o.cores > 64 || o.topics == 0)
+	if (o.reps == 0 || o.reps > 99 || o.cores == 0 || o.cores > 64 || o.topics == 0 ||
+	    o.mix[0] + o.mix[1] + o.mix[2] != 100)
 		usage();
 
-	struct strs subs = {0}, exact = {0}, topics = {0};
-	gen_subs(&subs, &exact, o.subs);
-	char t[256];
-	for (unsigned i = 0; i < o.topics; i++) {
-		if (i % 2 == 0 && exact.n) {
-			size_t k = rnd() % exact.n;
-			strs_push(&topics, STR(&exact, k), exact.slen[k]);
-		} else {
-			unsigned nl;
-			strs_push(&topics, t, gen_topic(t, &nl));
-		}
-	}
+	struct strs subs = {0}, exact = {0}, wild = {0}, topics = {0};
+	gen_subs(&subs, &exact, &wild, o.subs);
 	unsigned *core = malloc(subs.n * sizeof(*core));
 	for (size_t i = 0; i < subs.n; i++)
 		core[i] = (unsigned)(rnd() % o.cores);
@@ -458,6 +511,39 @@ int main(int argc, char **argv)
 	struct mt_index_stats st;
 	mt_index_stats_get(idx, &st);
 
+	/* Publish topics, classes in random order; misses need the built index to be drawn. */
+	uint8_t *cls = malloc(o.topics);
+	unsigned ncl[CL_N] = {0, 0, 0};
+	char t[256];
+	for (unsigned i = 0; i < o.topics; i++) {
+		unsigned r = (unsigned)(rnd() % 100), nl;
+		unsigned k = r < o.mix[0] ? CL_EXACT : r < o.mix[0] + o.mix[1] ? CL_WILD : CL_MISS;
+		if ((k == CL_EXACT && !exact.n) || (k == CL_WILD && !wild.n))
+			k = CL_MISS;
+		size_t len = 0;
+		if (k == CL_EXACT) {
+			size_t x = rnd() % exact.n;
+			strs_push(&topics, STR(&exact, x), exact.slen[x]);
+		} else if (k == CL_WILD) {
+			size_t x = rnd() % wild.n;
+			strs_push(&topics, t, gen_from_filter(t, STR(&wild, x), wild.slen[x]));
+		} else {
+			for (unsigned tries = 0;; tries++) {
+				len = gen_topic(t, &nl);
+				if (mt_index_match(idx, t, len) == 0)
+					break;
+				if (tries == 1000) {
+					fprintf(stderr, "no unmatched topic found: "
+							"lower the miss share\n");
+					return 1;
+				}
+			}
+			strs_push(&topics, t, len);
+		}
+		cls[i] = (uint8_t)k;
+		ncl[k]++;
+	}
+
 	struct bl_tree *bl = NULL;
 	size_t m2 = 0, m3 = 0;
 	double build_bl = 0;
@@ -477,32 +563,42 @@ int main(int argc, char **argv)
 	       o.subs, (unsigned long long)st.exact_filters, (unsigned long long)st.wildcard_filters,
 	       (unsigned long long)st.trie_nodes, o.cores, topics.n, o.reps,
 	       (unsigned long long)oh);
+	printf("publish mix: %u exact-filter topics, %u topics built from a wildcard filter, "
+	       "%u topics matching nothing\n", ncl[CL_EXACT], ncl[CL_WILD], ncl[CL_MISS]);
 
-	double r[3][2][99];
+	double r[3 + CL_N][2][99];
 	uint64_t matched[2] = {0, 0}, sum[2] = {0, 0};
 	for (unsigned rep = 0; rep < o.reps; rep++) {
-		struct lat l = measure(mt_match_cb, idx, &topics, oh);
+		struct lat l = measure(mt_match_cb, idx, &topics, cls, oh);
 		r[0][0][rep] = l.p50;
 		r[1][0][rep] = l.p99;
 		r[2][0][rep] = l.mean;
+		for (unsigned k = 0; k < CL_N; k++)
+			r[3 + k][0][rep] = l.cl50[k];
 		matched[0] = l.matched;
 		sum[0] = l.sum;
 		if (bl) {
-			l = measure(bl_match_cb, bl, &topics, oh);
+			l = measure(bl_match_cb, bl, &topics, cls, oh);
 			r[0][1][rep] = l.p50;
 			r[1][1][rep] = l.p99;
 			r[2][1][rep] = l.mean;
+			for (unsigned k = 0; k < CL_N; k++)
+				r[3 + k][1][rep] = l.cl50[k];
 			matched[1] = l.matched;
 			sum[1] = l.sum;
 		}
 	}
-	double v[3][2];
-	for (int k = 0; k < 3; k++)
+	double v[3 + CL_N][2];
+	for (int k = 0; k < 3 + CL_N; k++)
 		for (int w = 0; w < (bl ? 2 : 1); w++)
 			v[k][w] = median(r[k][w], o.reps);
 	printf("\n%-28s %14s %14s %8s\n", "", "mt_index", "baseline", "ratio");
-	const char *names[3] = {"match p50 (ns)", "match p99 (ns)", "match mean (ns)"};
-	for (int k = 0; k < 3; k++) {
+	char cln[CL_N][40];
+	for (unsigned k = 0; k < CL_N; k++)
+		snprintf(cln[k], sizeof(cln[k]), "  p50 %s (ns)", cl_name[k]);
+	const char *names[3 + CL_N] = {"match p50 (ns)", "match p99 (ns)", "match mean (ns)",
+				       cln[0], cln[1], cln[2]};
+	for (int k = 0; k < 3 + CL_N; k++) {
 		if (bl)
 			printf("%-28s %14.0f %14.0f %7.1fx\n", names[k], v[k][0], v[k][1],
 			       v[k][1] / v[k][0]);
@@ -529,8 +625,10 @@ int main(int argc, char **argv)
 	mt_rcu_unregister_thread();
 	mt_index_destroy(idx);
 	free(core);
+	free(cls);
 	strs_free(&subs);
 	strs_free(&exact);
+	strs_free(&wild);
 	strs_free(&topics);
 	return 0;
 }

@@ -233,6 +233,21 @@ unsigned mt_local_drop_session(struct mt_local *loc, void *session);
 unsigned mt_local_match(struct mt_local *loc, const char *topic, size_t len, const void *publisher,
 			const struct mt_local_hit **hits);
 
+/* Visitor of mt_local_session_subs: one subscription of the session, @filter as subscribed
+ * (plain, or "$share/<group>/<filter>"), @filter and @opts borrowed for the call. Return
+ * non-zero to stop. It must not subscribe or unsubscribe on the index. */
+typedef int mt_local_sub_fn(void *ctx, const char *filter, size_t len,
+			    const struct mt_sub_opts *opts);
+
+/*
+ * Calls @fn for every subscription of @session (in no particular order), e.g. to re-send
+ * them to the global index or list them for a session takeover. Returns the number of calls
+ * (0 for an unknown session). No allocation: the filter text is rebuilt in scratch space that
+ * subscribe sized. Owner thread.
+ */
+unsigned mt_local_session_subs(struct mt_local *loc, const void *session, mt_local_sub_fn *fn,
+			       void *ctx);
+
 /*
  * Picks one session of local shared group @group_id (from mt_index_share_match) by the
  * configured policy, @publisher_key feeding the sticky policy. Returns 0 and fills @hit

@@ -13,7 +13,7 @@
  *    64-bit word, stored atomically: readers see a filter's core set before or after a delta,
  *    never a mixture. An emptied filter is unlinked and freed through call_rcu.
  *  - Exact filters cost a publish one probe of the exact hash; wildcard filters a walk of the
- *    trie with one edge-hash probe per visited node (see mt_internal.h).
+ *    trie that probes the nodes a topic may lead to all at once (see mt_internal.h).
  *  - '$'-topics never match filters whose first level is '+' or '#' (MQTT 4.7.2).
  * Shared subscriptions live in a second trie (mt_share.c).
  */

@@ -6,13 +6,21 @@
  * Design: one trie serves three users.
  *
  *   Exact filters (no wildcard) live in one hash keyed by the whole filter: a publish costs one
- *   path hash and one probe. Wildcard filters live in a level trie whose edges are all in one
- *   "edge hash" keyed by the node's path hash (mt_path_*: a hash of the levels from the root,
- *   '+' included) and checked against (parent node, level word); a node holds its '+' child
- *   and its "<node>/#" terminal directly, so a walk costs at most one hash probe per visited
- *   node and level (the word) plus two pointer loads ('+' and '#'). The topic is split and
- *   hashed once, up front; because keys follow from the topic alone, the walk prefetches the
- *   slots and nodes it is about to need (see MT_TREE_WALK) instead of missing on each in turn.
+ *   path hash and one probe. Wildcard filters live in a level trie whose nodes (all but the
+ *   root, '+' nodes included) are in one "edge hash" keyed by the node's path hash (mt_path_*:
+ *   a hash of the levels from the root, '+' included) and checked against (parent node, level
+ *   word or '+'); a node holds its "<node>/#" terminal directly (and a pointer to its '+'
+ *   child, for the writer and the DFS fallback walk).
+ *
+ *   What decides a publish's cost at scale is the number of *dependent* cache misses, so the
+ *   read side never walks pointer by pointer. The topic is split and hashed once; every key a
+ *   match may need (the exact key; a trie node's key for each way of replacing topic levels by
+ *   '+') follows from the topic alone. Each hash array carries a presence summary (a small
+ *   blocked Bloom filter that stays in cache, mt_harr_maybe), which rules out most absent keys
+ *   without touching DRAM. The walk (MT_TREE_WALK) lists the candidate nodes from the
+ *   summaries, then fetches all their slots at once, then all the entries they point to at
+ *   once, and only then verifies each in full: a hit costs two rounds of parallel misses (slot,
+ *   entry), an absent key usually none.
  *
  *   Each filter ends in a struct mt_term: @mask is what readers of the global index see (the
  *   core mask); @data belongs to the user (global: per-core counts, writer only; local: its
@@ -25,7 +33,10 @@
  * after a grace period (mt_reclaim -> call_rcu), so a reader that loaded a pointer before the
  * unlink may keep using it until its next quiescent state. Hash arrays are never resized in
  * place: the writer builds a new array, publishes it and retires the old one, which stays a valid
- * (older) snapshot for readers still on it.
+ * (older) snapshot for readers still on it. A summary belongs to its array: the writer sets a
+ * key's bits before the release store that publishes the key's slot, and never clears bits in
+ * a published array (a removed key's bits go stale until the writer publishes a rebuilt array),
+ * so a summary never says "absent" for a key its array's slots can lead a reader to.
  *
  * The per-core index and the retained index use the same code single-threaded (rcu = false:
  * frees are immediate).
@@ -144,8 +155,16 @@ struct mt_hent {
 	uint64_t hash;
 };
 
+/* After the slots: the presence summary, a blocked Bloom filter of the keys (MT_SUM_SLOTS slots
+ * per 64-bit word, two bits per key in one word): "absent" is exact, "maybe" costs a probe. It
+ * is small enough (1/16 of the slots' bytes) to stay in cache while the slots do not, so a
+ * reader learns that a key is absent without a DRAM miss, and learns which of the keys a topic
+ * could lead to are worth probing before it probes any (see MT_TREE_WALK). */
+#define MT_SUM_SLOTS 16
+
 struct mt_harr {
-	uint64_t mask; /* capacity - 1, capacity a power of two */
+	uint64_t mask;	/* capacity - 1, capacity a power of two */
+	uint64_t smask; /* summary words - 1 */
 	uintptr_t slot[];
 };
 
@@ -153,7 +172,43 @@ struct mt_htab {
 	struct mt_harr *arr; /* RCU-published (release); readers load with acquire */
 	uint64_t live;	     /* writer: entries */
 	uint64_t used;	     /* writer: entries + tombstones */
+	uint64_t stale;	     /* writer: removals since the summary was last rebuilt */
 };
+
+static inline uint64_t mt_harr_sum_words(uint64_t cap)
+{
+	return cap >= MT_SUM_SLOTS ? cap / MT_SUM_SLOTS : 1;
+}
+
+static inline uint64_t *mt_harr_sum(const struct mt_harr *a)
+{
+	return (uint64_t *)(uintptr_t)&a->slot[a->mask + 1];
+}
+
+/* Summary word and bits of hash @h: bits the slot index and the tag use little of. */
+static inline uint64_t mt_harr_sum_idx(const struct mt_harr *a, uint64_t h)
+{
+	return (h >> 20) & a->smask;
+}
+
+static inline uint64_t mt_harr_sum_bits(uint64_t h)
+{
+	return (1ull << ((h >> 8) & 63)) | (1ull << ((h >> 14) & 63));
+}
+
+/* False if no key of hash @h is in @a (exact); true if one may be. Reader: a relaxed load
+ * suffices, as the slot it vouches for is loaded with acquire afterwards (MT_HARR_FIND). */
+static inline bool mt_harr_maybe(const struct mt_harr *a, uint64_t h)
+{
+	uint64_t b = mt_harr_sum_bits(h);
+
+	return (MT_LOAD_RLX(&mt_harr_sum(a)[mt_harr_sum_idx(a, h)]) & b) == b;
+}
+
+static inline void mt_harr_sum_prefetch(const struct mt_harr *a, uint64_t h)
+{
+	__builtin_prefetch(&mt_harr_sum(a)[mt_harr_sum_idx(a, h)]);
+}
 
 int mt_htab_init(struct mt_htab *t, uint64_t cap);
 /* Frees the slot array (not the entries). */
@@ -265,7 +320,7 @@ struct mt_texact {
 	char key[];
 };
 
-/* A trie node: the edge (parent, word). The '+' child is not in the edge hash (is_plus, len 0).
+/* A trie node: the edge (parent, word) or, for a '+' node, (parent, '+') (is_plus, len 0).
  * Laid out so that a reader touches the first 64 bytes and the word right after them; the
  * writer-only fields (term data, is_plus) are in there too but cost nothing extra. */
 struct mt_tnode {
@@ -392,11 +447,13 @@ static inline void mt_wtopic_split(struct mt_wtopic *w, const char *s, size_t le
 	w->n = n;
 }
 
+/* An edge's identity: (parent, word) or (parent, '+'); '+' and an empty word both have len 0. */
 struct mt_edgekey {
 	uint64_t hash;
 	const struct mt_tnode *parent;
 	const char *w;
 	size_t len;
+	bool plus;
 };
 
 static inline bool mt_tnode_eq(const void *ent, const void *key)
@@ -404,8 +461,8 @@ static inline bool mt_tnode_eq(const void *ent, const void *key)
 	const struct mt_tnode *n = ent;
 	const struct mt_edgekey *k = key;
 
-	return n->h.hash == k->hash && n->parent == k->parent && n->len == k->len &&
-	       mt_mem_eq(n->word, k->w, k->len);
+	return n->h.hash == k->hash && n->parent == k->parent && n->is_plus == k->plus &&
+	       n->len == k->len && mt_mem_eq(n->word, k->w, k->len);
 }
 
 struct mt_exkey {
@@ -483,61 +540,94 @@ static inline void mt_walk_heads_fetch(const struct mt_harr *a, const struct mt_
 		}
 }
 
+/* A candidate node of MT_TREE_WALK: its key, depth and parent (index in the list) follow from
+ * the topic; @node is filled in by verification (NULL: absent). */
+struct mt_wcand {
+	uint64_t path;
+	const struct mt_tnode *node;
+	uint8_t parent, depth;
+	bool plus;
+};
+
+#define MT_WALK_CANDS 64 /* a topic matching more nodes than this goes the DFS way */
+
+/* Prefetches the edge-summary words of every node key with at most one '+' along @w (the
+ * '+' chains MT_WALK_AHEAD levels deep), so that mt_walk_cands finds them in cache. The slots
+ * of the topic's own word chain and of the '+' children along it are fetched at the same time,
+ * on speculation: those nodes are the likeliest to exist (the upper levels of a trie are
+ * dense), and their slots then arrive with the summaries instead of one round later. */
+static inline void mt_walk_sum_prefetch(const struct mt_harr *a, const struct mt_wtopic *w,
+					bool dollar)
+{
+	for (unsigned i = 1; i <= w->n; i++) {
+		mt_harr_sum_prefetch(a, w->path[i]);
+		mt_harr_prefetch(a, w->path[i]);
+	}
+	for (unsigned d = dollar ? 1 : 0; d < w->n; d++) {
+		uint64_t q = mt_path_child(w->path[d], MT_WH_PLUS);
+		unsigned end = mt_walk_chain_end(w, d + 1);
+		mt_harr_sum_prefetch(a, q);
+		mt_harr_prefetch(a, q);
+		for (unsigned i = d + 1; i < end; i++) {
+			q = mt_path_child(q, w->wh[i]);
+			mt_harr_sum_prefetch(a, q);
+		}
+	}
+}
+
+/* Lists in @c, breadth first, the root and every node key that the edge summary of @a allows
+ * below a listed parent: word child (the topic's word) before '+' child (none under the root
+ * for '$' topics, MQTT 4.7.2). Returns the count, or 0 if more than MT_WALK_CANDS. */
+static inline unsigned mt_walk_cands(const struct mt_harr *a, const struct mt_wtopic *w,
+				     bool dollar, const struct mt_tnode *root, struct mt_wcand *c)
+{
+	unsigned n = 1, lo = 0;
+
+	c[0] = (struct mt_wcand){w->path[0], root, 0, 0, false};
+	for (unsigned d = 0; d < w->n && lo < n; d++) {
+		unsigned hi = n;
+		for (unsigned i = lo; i < hi; i++) {
+			uint64_t pw = mt_path_child(c[i].path, w->wh[d]);
+			if (mt_harr_maybe(a, pw)) {
+				if (n == MT_WALK_CANDS)
+					return 0;
+				c[n++] = (struct mt_wcand){pw, NULL, (uint8_t)i, (uint8_t)(d + 1),
+							   false};
+			}
+			if (d == 0 && dollar)
+				continue;
+			uint64_t pp = mt_path_child(c[i].path, MT_WH_PLUS);
+			if (mt_harr_maybe(a, pp)) {
+				if (n == MT_WALK_CANDS)
+					return 0;
+				c[n++] = (struct mt_wcand){pp, NULL, (uint8_t)i, (uint8_t)(d + 1),
+							   true};
+			}
+		}
+		lo = hi;
+	}
+	return n;
+}
+
 /*
- * The read-side walk: calls VISIT(term, vctx) for every term whose filter matches topic name
- * (@topic, @len). A macro body instantiated per user so that VISIT inlines. Iterative DFS with
- * a stack bounded by 2 * MT_LEVELS_MAX + 1 (each level leaves at most two pending branches).
- * Visit order: the exact filter, then the trie depth first, word child before '+' child.
- *
- * Memory-level parallelism: the whole topic is split and hashed first; then the exact slot and
- * the slots of the topic's own word chain from the root are prefetched together, the entries
- * they point to prefetched together, and only then is anything verified. A '+' child's chain slots are
- * prefetched when it is pushed; when the first pending chain head is popped, the chains of all
- * pending heads are fetched together (mt_walk_heads_fetch).
- * Each walk reads one snapshot of each slot array (acquire): an array retired by a concurrent
- * rehash stays valid until the reader's next quiescent state, and holds every entry that was
- * live when it was replaced (also valid until then).
- * Reader (RCU read side) for the global index; owner thread for the others.
+ * The fallback trie walk of MT_TREE_WALK, for topics whose candidate list (see there) would
+ * overflow: calls VISIT for every wildcard term matching the split topic @w_, reading the edge
+ * array snapshot @ea_. Iterative DFS with a stack bounded by 2 * MT_LEVELS_MAX + 1 (each level
+ * leaves at most two pending branches), word child before '+' child. It follows parent->plus
+ * and uses nwords as a "probe or not" hint. Memory-level parallelism: the slots of the topic's
+ * own word chain are prefetched together, then the nodes they point to; a '+' child's chain
+ * slots are prefetched when it is pushed; when the first pending chain head is popped, the
+ * chains of all pending heads are fetched together (mt_walk_heads_fetch).
  */
-#define MT_TREE_WALK(tree, topic_, len_, VISIT, vctx)                                             \
+#define MT_TREE_WALK_DFS(t_, w_, ea_, dollar_, VISIT, vctx)                                       \
 	do {                                                                                      \
-		const struct mt_tree *t_ = (tree);                                                \
-		if ((len_) == 0)                                                                  \
-			break;                                                                    \
-		bool ex_ = MT_LOAD_RLX(&t_->exact.live) != 0;                                     \
-		bool wild_ = MT_LOAD_RLX(&t_->nwild) != 0;                                        \
-		if (!ex_ && !wild_)                                                               \
-			break;                                                                    \
-		struct mt_wtopic w_;                                                              \
-		mt_wtopic_split(&w_, (topic_), (len_), t_->seed);                                 \
-		ex_ = ex_ && w_.whole;                                                            \
-		const struct mt_harr *xa_ = MT_LOAD_ACQ(&t_->exact.arr);                          \
-		const struct mt_harr *ea_ = MT_LOAD_ACQ(&t_->edges.arr);                          \
 		unsigned ce_ = mt_walk_chain_end(&w_, 0);                                         \
-		if (ex_)                                                                          \
-			mt_harr_prefetch(xa_, w_.path[w_.n]);                                     \
-		if (wild_)                                                                        \
-			for (unsigned i_ = 1; i_ <= ce_; i_++)                                    \
-				mt_harr_prefetch(ea_, w_.path[i_]);                               \
-		if (ex_) {                                                                        \
-			const void *x_ = mt_harr_peek(xa_, w_.path[w_.n]);                        \
-			if (x_)                                                                   \
-				mt_prefetch_span(x_, sizeof(struct mt_texact) + (len_));          \
-		}                                                                                 \
-		if (wild_)                                                                        \
-			mt_walk_chain_nodes(ea_, &w_, 0, ce_, w_.path[0]);                        \
-		if (ex_) {                                                                        \
-			struct mt_exkey k_ = {w_.path[w_.n], (topic_), (len_)};                   \
-			struct mt_texact *e_ = MT_HARR_FIND(xa_, k_.hash, mt_texact_eq, &k_);     \
-			if (e_)                                                                   \
-				VISIT(&e_->term, vctx);                                           \
-		}                                                                                 \
-		if (!wild_)                                                                       \
-			break;                                                                    \
+		for (unsigned i_ = 1; i_ <= ce_; i_++)                                            \
+			mt_harr_prefetch(ea_, w_.path[i_]);                                       \
+		mt_walk_chain_nodes(ea_, &w_, 0, ce_, w_.path[0]);                                \
 		struct mt_wpend stk_[2 * MT_LEVELS_MAX + 2];                                      \
 		unsigned sp_ = 0;                                                                 \
-		bool dollar_ = (topic_)[0] == '$';                                                \
-		stk_[sp_++] = (struct mt_wpend){t_->root, w_.path[0], 0, (uint8_t)ce_, false};   \
+		stk_[sp_++] = (struct mt_wpend){t_->root, w_.path[0], 0, (uint8_t)ce_, false};    \
 		while (sp_ > 0) {                                                                 \
 			struct mt_wpend e_ = stk_[--sp_];                                         \
 			const struct mt_tnode *n_ = e_.node;                                      \
@@ -564,7 +654,7 @@ static inline void mt_walk_heads_fetch(const struct mt_harr *a, const struct mt_
 			}                                                                         \
 			if (words_) {                                                             \
 				struct mt_edgekey k_ = {mt_path_child(e_.path, w_.wh[d_]), n_,    \
-							w_.s + w_.off[d_], w_.wlen[d_]};          \
+							w_.s + w_.off[d_], w_.wlen[d_], false};   \
 				const struct mt_tnode *c_ =                                       \
 					MT_HARR_FIND(ea_, k_.hash, mt_tnode_eq, &k_);             \
 				if (c_) {                                                         \
@@ -579,6 +669,101 @@ static inline void mt_walk_heads_fetch(const struct mt_harr *a, const struct mt_
 					stk_[sp_++] = ce2_;                                       \
 				}                                                                 \
 			}                                                                         \
+		}                                                                                 \
+	} while (0)
+
+/*
+ * The read-side walk: calls VISIT(term, vctx) for every term whose filter matches topic name
+ * (@topic, @len). A macro body instantiated per user so that VISIT inlines.
+ *
+ * Every key the walk may need follows from the topic alone: the exact filter's key is the
+ * topic's path hash, and a trie node matching the topic's first d levels has the path hash of
+ * those levels with some of them replaced by '+' ('+' nodes are in the edge hash too). So the
+ * walk works in rounds of independent memory accesses instead of a chain of dependent misses:
+ *  0. split and hash the topic; prefetch the exact key's slot and the summary words
+ *     (mt_harr_maybe) of every node key with at most one '+' (cache hits, or one parallel
+ *     round of misses that the exact slot's miss overlaps);
+ *  1. list the candidate nodes breadth first from the summaries alone: a child is listed when
+ *     its parent is and the edge summary says "maybe" (mt_walk_cands); the exact key too,
+ *     when the exact summary says "maybe"; prefetch all their slots (one DRAM round);
+ *  2. scan those slots and prefetch the entries they point to (one DRAM round);
+ *  3. verify and visit in list order: a candidate is found in full (parent pointer, word or
+ *     '+', hash: MT_HARR_FIND) only if its parent was, so a summary false positive costs one
+ *     probe and never a wrong match. Absent keys mostly cost no DRAM access at all.
+ * Visit order: the exact filter, then the trie breadth first, word child before '+' child.
+ * When the list would exceed MT_WALK_CANDS, the DFS walk above does the trie instead.
+ *
+ * Each walk reads one snapshot of each slot array (acquire): an array retired by a concurrent
+ * rehash stays valid until the reader's next quiescent state, and holds every entry that was
+ * live when it was replaced (also valid until then). Summary bits are set before the slot they
+ * vouch for is published and cleared only by publishing a rebuilt array, so a snapshot's
+ * summary covers every entry a reader can find through that snapshot's slots.
+ * Reader (RCU read side) for the global index; owner thread for the others.
+ */
+#define MT_TREE_WALK(tree, topic_, len_, VISIT, vctx)                                             \
+	do {                                                                                      \
+		const struct mt_tree *t_ = (tree);                                                \
+		if ((len_) == 0)                                                                  \
+			break;                                                                    \
+		bool ex_ = MT_LOAD_RLX(&t_->exact.live) != 0;                                     \
+		bool wild_ = MT_LOAD_RLX(&t_->nwild) != 0;                                        \
+		if (!ex_ && !wild_)                                                               \
+			break;                                                                    \
+		struct mt_wtopic w_;                                                              \
+		mt_wtopic_split(&w_, (topic_), (len_), t_->seed);                                 \
+		bool dollar_ = (topic_)[0] == '$';                                                \
+		const struct mt_harr *xa_ = MT_LOAD_ACQ(&t_->exact.arr);                          \
+		const struct mt_harr *ea_ = MT_LOAD_ACQ(&t_->edges.arr);                          \
+		ex_ = ex_ && w_.whole;                                                            \
+		if (ex_)                                                                          \
+			mt_harr_prefetch(xa_, w_.path[w_.n]);                                     \
+		if (wild_)                                                                        \
+			mt_walk_sum_prefetch(ea_, &w_, dollar_);                                  \
+		ex_ = ex_ && mt_harr_maybe(xa_, w_.path[w_.n]);                                   \
+		struct mt_wcand cd_[MT_WALK_CANDS];                                               \
+		unsigned nc_ = wild_ ? mt_walk_cands(ea_, &w_, dollar_, t_->root, cd_) : 0;       \
+		for (unsigned j_ = 1; j_ < nc_; j_++)                                             \
+			mt_harr_prefetch(ea_, cd_[j_].path);                                      \
+		if (ex_) {                                                                        \
+			const void *x_ = mt_harr_peek(xa_, w_.path[w_.n]);                        \
+			if (x_)                                                                   \
+				mt_prefetch_span(x_, sizeof(struct mt_texact) + (len_));          \
+		}                                                                                 \
+		for (unsigned j_ = 1; j_ < nc_; j_++) {                                           \
+			const void *x_ = mt_harr_peek(ea_, cd_[j_].path);                         \
+			if (x_)                                                                   \
+				mt_prefetch_span(x_, MT_TNODE_HOT);                               \
+		}                                                                                 \
+		if (ex_) {                                                                        \
+			struct mt_exkey k_ = {w_.path[w_.n], (topic_), (len_)};                   \
+			struct mt_texact *e_ = MT_HARR_FIND(xa_, k_.hash, mt_texact_eq, &k_);     \
+			if (e_)                                                                   \
+				VISIT(&e_->term, vctx);                                           \
+		}                                                                                 \
+		if (wild_ && nc_ == 0) {                                                          \
+			MT_TREE_WALK_DFS(t_, w_, ea_, dollar_, VISIT, vctx);                      \
+			break;                                                                    \
+		}                                                                                 \
+		for (unsigned j_ = 0; j_ < nc_; j_++) {                                           \
+			struct mt_wcand *c2_ = &cd_[j_];                                          \
+			unsigned d_ = c2_->depth;                                                 \
+			if (j_ > 0) {                                                             \
+				const struct mt_tnode *p_ = cd_[c2_->parent].node;                \
+				c2_->node = NULL;                                                 \
+				if (!p_)                                                          \
+					continue;                                                 \
+				bool pl_ = c2_->plus;                                             \
+				struct mt_edgekey k_ = {c2_->path, p_,                            \
+							pl_ ? NULL : w_.s + w_.off[d_ - 1],       \
+							pl_ ? 0 : w_.wlen[d_ - 1], pl_};          \
+				c2_->node = MT_HARR_FIND(ea_, k_.hash, mt_tnode_eq, &k_);         \
+				if (!c2_->node)                                                   \
+					continue;                                                 \
+			}                                                                         \
+			if (d_ > 0 || !dollar_)                                                   \
+				VISIT(&c2_->node->hash, vctx);                                    \
+			if (d_ == w_.n && w_.whole)                                               \
+				VISIT(&c2_->node->here, vctx);                                    \
 		}                                                                                 \
 	} while (0)
 

@@ -15,6 +15,11 @@
  * slot, so a session matched by several filters merges into one hit in O(1). The scratch arrays
  * (hits, subscription ids) are sized at subscribe time to the number of subscriptions, which
  * bounds any match.
+ *
+ * Listing a session's subscriptions walks its list; a subscription keeps no copy of its filter,
+ * whose text is rebuilt from where the subscription hangs: the exact entry's key, the trie
+ * node's path (parent pointers: words and '+', plus "/#" for a node's '#' term) or the shared
+ * group's "group/filter" name, into a buffer that subscribe sizes to the longest filter.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,6 +73,9 @@ struct mt_local {
 	struct mt_lsub **matched;
 	uint32_t *ids;
 	uint32_t nhits, nmatched;
+	/* filter text scratch of mt_local_session_subs, @fcap >= the longest filter subscribed */
+	char *fbuf;
+	size_t fcap;
 };
 
 struct mt_local *mt_local_create(const struct mt_config *cfg)
@@ -133,6 +141,7 @@ void mt_local_destroy(struct mt_local *loc)
 	free(loc->hits);
 	free(loc->matched);
 	free(loc->ids);
+	free(loc->fbuf);
 	free(loc);
 }
 
@@ -207,6 +216,19 @@ static int mt_local_reserve(struct mt_local *loc, size_t n)
 		return -ENOMEM;
 	loc->ids = ids;
 	loc->cap = cap;
+	return 0;
+}
+
+/* Makes the filter text scratch hold @len bytes. */
+static int mt_local_reserve_text(struct mt_local *loc, size_t len)
+{
+	if (len <= loc->fcap)
+		return 0;
+	char *b = realloc(loc->fbuf, len);
+	if (!b)
+		return -ENOMEM;
+	loc->fbuf = b;
+	loc->fcap = len;
 	return 0;
 }
 
@@ -308,7 +330,7 @@ int mt_local_subscribe(struct mt_local *loc, void *session, const char *filter, 
 		return ret;
 	if (existed)
 		*existed = false;
-	if (mt_local_reserve(loc, loc->nsubs + 1) < 0)
+	if (mt_local_reserve(loc, loc->nsubs + 1) < 0 || mt_local_reserve_text(loc, len) < 0)
 		return -ENOMEM;
 
 	struct mt_lsess *sess = mt_lsess_get(loc, session);
@@ -514,6 +536,70 @@ unsigned mt_local_match(struct mt_local *loc, const char *topic, size_t len, con
 	}
 	*hits = loc->hits;
 	return loc->nhits;
+}
+
+/* The text of plain subscription @s's filter, rebuilt into loc->fbuf; returns its length. */
+static size_t mt_lsub_filter(struct mt_local *loc, const struct mt_lsub *s, const char **f)
+{
+	if (s->pos.ex) {
+		*f = s->pos.ex->key;
+		return s->pos.ex->len;
+	}
+	const struct mt_tnode *node = s->pos.node;
+	bool hash = s->owner == &node->hash;
+	size_t len = hash ? (node->depth ? 2 : 1) : 0; /* "/#", or "#" alone at the root */
+
+	for (const struct mt_tnode *n = node; n->depth; n = n->parent)
+		len += (n->is_plus ? 1 : n->len) + (n->depth > 1);
+	if (len > loc->fcap)
+		MT_DIE("filter longer than any subscribed");
+	char *p = loc->fbuf + len;
+	if (hash) {
+		*--p = '#';
+		if (node->depth)
+			*--p = '/';
+	}
+	for (const struct mt_tnode *n = node; n->depth; n = n->parent) {
+		if (n->is_plus) {
+			*--p = '+';
+		} else {
+			p -= n->len;
+			memcpy(p, n->word, n->len);
+		}
+		if (n->depth > 1)
+			*--p = '/';
+	}
+	*f = loc->fbuf;
+	return len;
+}
+
+unsigned mt_local_session_subs(struct mt_local *loc, const void *session, mt_local_sub_fn *fn,
+			       void *ctx)
+{
+	const struct mt_lsess *sess = mt_lsess_find(loc, session);
+	unsigned n = 0;
+
+	if (!sess)
+		return 0;
+	for (const struct mt_lsub *s = sess->subs; s; s = s->snext) {
+		const char *f;
+		size_t len;
+		if (s->group) {
+			/* "$share/" + "group/filter": subscribe reserved this length too. */
+			len = 7 + s->group->len;
+			if (len > loc->fcap)
+				MT_DIE("filter longer than any subscribed");
+			memcpy(loc->fbuf, "$share/", 7);
+			memcpy(loc->fbuf + 7, s->group->name, s->group->len);
+			f = loc->fbuf;
+		} else {
+			len = mt_lsub_filter(loc, s, &f);
+		}
+		n++;
+		if (fn(ctx, f, len, &s->opts))
+			break;
+	}
+	return n;
 }
 
 int mt_local_share_pick(struct mt_local *loc, uint64_t group_id, uint64_t publisher_key,

@@ -4,10 +4,11 @@
  * finding or creating the term of a filter, and pruning terms and nodes once empty.
  *
  * Publication order (global index, readers concurrent): a new node is fully initialised, then
- * made reachable with one release store (edge-hash slot or parent->plus); its parent's nwords is
- * bumped afterwards (a reader that sees the old count merely skips a probe that would find an
- * empty node). Pruning goes the other way: unlink with one store, then retire after a grace
- * period. Filters are validated by the callers; this file trusts them.
+ * made reachable with release stores (its edge-hash slot; for a '+' node also parent->plus,
+ * which the DFS fallback walk follows); its parent's nwords is bumped afterwards (a reader that
+ * sees the old count merely skips a probe that would find an empty node). Pruning goes the
+ * other way: unlink (slot and parent->plus), then retire after a grace period. Every node but
+ * the root is in the edge hash. Filters are validated by the callers; this file trusts them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,20 +77,8 @@ void mt_tree_fini(struct mt_tree *t, void (*term_fini)(struct mt_term *term, voi
 			term_fini(&e->term, ctx);
 		free(e);
 	}
-	/* Word nodes are all in the edge hash; '+' nodes hang off their parents only. Free each
-	 * node's '+' chain (plus, plus->plus, ...) from every node reachable either way. */
 	MT_HTAB_FOREACH(&t->edges, n)
-	{
-		for (struct mt_tnode *p = n->plus, *next; p; p = next) {
-			next = p->plus;
-			mt_tnode_fini(p, term_fini, ctx);
-		}
-		mt_tnode_fini(n, term_fini, ctx);
-	}
-	for (struct mt_tnode *p = t->root->plus, *next; p; p = next) {
-		next = p->plus;
-		mt_tnode_fini(p, term_fini, ctx);
-	}
+	mt_tnode_fini(n, term_fini, ctx);
 	mt_tnode_fini(t->root, term_fini, ctx);
 	mt_htab_fini(&t->exact);
 	mt_htab_fini(&t->edges);
@@ -175,13 +164,19 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 				c = mt_tnode_new(n, NULL, 0, true, path);
 				if (!c)
 					return NULL;
-				MT_STORE_REL(&n->plus, c); /* pairs with MT_LOAD_ACQ in the walk */
+				/* pairs with the acquire slot load in MT_HARR_FIND (readers) */
+				if (mt_htab_insert(&t->edges, &c->h, t->rc) < 0) {
+					free(c);
+					return NULL;
+				}
+				/* pairs with MT_LOAD_ACQ in the DFS walk */
+				MT_STORE_REL(&n->plus, c);
 				t->nnodes++;
 				MT_STORE_RLX(&t->nwild, t->nwild + 1);
 			}
 		} else {
 			path = mt_path_child(path, mt_hash(p, wlen, t->seed));
-			struct mt_edgekey k = {path, n, p, wlen};
+			struct mt_edgekey k = {path, n, p, wlen, false};
 			c = MT_HTAB_FIND(&t->edges, path, mt_tnode_eq, &k);
 			if (!c && create) {
 				c = mt_tnode_new(n, p, wlen, false, path);
@@ -236,12 +231,11 @@ void mt_tree_prune(struct mt_tree *t, const struct mt_tpos *pos)
 	for (struct mt_tnode *n = pos->node; n && mt_tnode_useless(n);) {
 		struct mt_tnode *parent = n->parent;
 
-		if (n->is_plus) {
+		mt_htab_remove(&t->edges, &n->h, t->rc);
+		if (n->is_plus)
 			MT_STORE_REL(&parent->plus, NULL);
-		} else {
-			mt_htab_remove(&t->edges, &n->h, t->rc);
+		else
 			MT_STORE_RLX(&parent->nwords, parent->nwords - 1);
-		}
 		mt_reclaim_put(t->rc, n);
 		t->nnodes--;
 		MT_STORE_RLX(&t->nwild, t->nwild - 1);

@@ -3,8 +3,10 @@
  * Fuzz target for match/: the input is "filter\ntopic". Both go through validation; when both
  * are valid, the global index, the per-core index and the retained index must agree with the
  * reference matcher (mt_topic_matches) on whether the filter matches the topic, and removing
- * the subscription / retained topic must leave the structures empty. The structures persist
- * across inputs (as in a broker), so state bugs accumulate where the fuzzer can find them.
+ * the subscription / retained topic must leave the structures empty. The per-core index must
+ * list the session's one subscription with its filter text as subscribed. The structures
+ * persist across inputs (as in a broker), so state bugs accumulate where the fuzzer can find
+ * them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +27,23 @@ static int count_visit(void *ctx, const char *topic, size_t len, void *msg, size
 	(void)msg;
 	(void)bytes;
 	(*(long *)ctx)++;
+	return 0;
+}
+
+/* The expected filter text of a session's one subscription (mt_local_session_subs). */
+struct one_sub {
+	const char *f;
+	size_t len;
+	unsigned seen;
+};
+
+static int check_sub(void *ctx, const char *f, size_t len, const struct mt_sub_opts *o)
+{
+	struct one_sub *w = ctx;
+
+	if (len != w->len || memcmp(f, w->f, len) != 0 || o->sub_id != 9)
+		abort();
+	w->seen++;
 	return 0;
 }
 
@@ -93,6 +112,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct mt_local_hit *hits;
 	unsigned n = mt_local_match(loc, t, tlen, NULL, &hits);
 	if (n != (want ? 1u : 0u) || (n && (hits[0].session != &session || hits[0].nids != 1)))
+		abort();
+	struct one_sub w = {f, flen, 0};
+	if (mt_local_session_subs(loc, &session, check_sub, &w) != 1 || w.seen != 1)
 		abort();
 	if (mt_local_unsubscribe(loc, &session, f, flen) != 0)
 		abort();

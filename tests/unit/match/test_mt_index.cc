@@ -242,6 +242,40 @@ TEST(MtIndex, OracleRandomChurn)
 	}
 }
 
+/* A topic that hundreds of trie nodes match: every mix of its own words and '+' over 8 levels,
+ * each with a '#' child too. The walk's candidate list overflows and the DFS fallback does the
+ * trie; neighbouring topics (one word changed) take either path. Both must equal the oracle. */
+TEST(MtIndex, ManyPlusBranchesAgreeWithOracle)
+{
+	const std::vector<std::string> w = {"a", "b", "c", "d", "e", "f", "g", "h"};
+	mt_index *idx = mt_index_create(nullptr);
+	ASSERT_NE(idx, nullptr);
+	std::vector<std::pair<std::string, unsigned>> subs;
+	for (unsigned m = 0; m < 256; m++) {
+		std::string f;
+		for (unsigned i = 0; i < 8; i++)
+			f += (i ? "/" : "") + ((m >> i) & 1 ? std::string("+") : w[i]);
+		subs.emplace_back(f, m % 61);
+		if (m % 3 == 0)
+			subs.emplace_back(f.substr(0, f.rfind('/')) + "/#", 61 + m % 3);
+	}
+	for (const auto &s : subs)
+		ASSERT_EQ(mt_index_add(idx, s.first.data(), s.first.size(), s.second), 0)
+			<< s.first;
+	std::vector<std::string> topics = {
+		"a/b/c/d/e/f/g/h", "a/b/c/d/e/f/g",    "a/b/c/d",	   "x/b/c/d/e/f/g/h",
+		"a/b/x/d/e/f/g/h", "a/b/c/d/e/f/g/x",  "x/x/x/x/x/x/x/x", "a/b/c/d/e/f/g/h/i",
+		"$a/b/c/d/e/f/g/h"};
+	for (const auto &t : topics) {
+		uint64_t want = 0;
+		for (const auto &s : subs)
+			if (mt_test::oracle_match(s.first, t))
+				want |= 1ull << s.second;
+		EXPECT_EQ(mt_index_match(idx, t.data(), t.size()), want) << t;
+	}
+	mt_index_destroy(idx);
+}
+
 TEST(MtIndex, DestroyWithContentDoesNotLeak)
 {
 	mt_test::gen g(99);

@@ -225,3 +225,105 @@ TEST(MtLocal, OracleRandom)
 		mt_local_destroy(loc);
 	}
 }
+
+namespace
+{
+
+/* A session's subscriptions as mt_local_session_subs lists them: filter -> options. */
+using sub_list = std::map<std::string, mt_sub_opts>;
+
+int collect(void *ctx, const char *f, size_t len, const mt_sub_opts *o)
+{
+	auto *out = static_cast<sub_list *>(ctx);
+	EXPECT_TRUE(out->emplace(std::string(f, len), *o).second) << "listed twice: " << f;
+	return 0;
+}
+
+bool same_opts(const mt_sub_opts &a, const mt_sub_opts &b)
+{
+	return a.qos == b.qos && a.no_local == b.no_local &&
+	       a.retain_as_published == b.retain_as_published &&
+	       a.retain_handling == b.retain_handling && a.sub_id == b.sub_id;
+}
+
+} // namespace
+
+TEST_F(MtLocalTest, SessionSubsListsFilterTextAsSubscribed)
+{
+	int s1, s2;
+	const std::vector<std::string> fs = {"#",     "+",	"/",	       "/#",
+					     "a//+/#", "a/b/c", "+/+/x",	       "$SYS/#",
+					     "a/#",    "a/+",	"$share/g/+/#", "$share/h/#",
+					     "é/+/ü/#"};
+	for (size_t i = 0; i < fs.size(); i++)
+		ASSERT_EQ(sub(&s1, fs[i], opts((uint8_t)(i % 3), (uint32_t)i)), 0) << fs[i];
+	ASSERT_EQ(sub(&s2, "a/+", opts(2)), 0);
+	sub_list got;
+	EXPECT_EQ(mt_local_session_subs(loc_, &s1, collect, &got), fs.size());
+	ASSERT_EQ(got.size(), fs.size());
+	for (size_t i = 0; i < fs.size(); i++) {
+		ASSERT_EQ(got.count(fs[i]), 1u) << fs[i];
+		EXPECT_EQ(got[fs[i]].qos, i % 3) << fs[i];
+		EXPECT_EQ(got[fs[i]].sub_id, i) << fs[i];
+	}
+	/* A visitor that stops at once; an unknown session. */
+	mt_local_sub_fn *stop = [](void *, const char *, size_t, const mt_sub_opts *) { return 1; };
+	EXPECT_EQ(mt_local_session_subs(loc_, &s1, stop, nullptr), 1u);
+	int nobody;
+	EXPECT_EQ(mt_local_session_subs(loc_, &nobody, collect, &got), 0u);
+}
+
+/* Random subscribe/resubscribe/unsubscribe/drop of plain and shared filters; every session's
+ * listing equals a brute-force record of what it holds. */
+TEST(MtLocal, SessionSubsOracleRandom)
+{
+	mt_test::gen g(77);
+	mt_local *loc = mt_local_create(nullptr);
+	ASSERT_NE(loc, nullptr);
+	int sessions[16];
+	std::map<int, sub_list> want;
+	for (int round = 0; round < 6; round++) {
+		for (int i = 0; i < 500; i++) {
+			int s = (int)g.below(16);
+			std::string f = g.filter(6);
+			if (g.chance(15))
+				f = "$share/g" + std::to_string(g.below(3)) + "/" + f;
+			uint32_t id = g.chance(50) ? 1 + g.below(1000) : 0;
+			mt_sub_opts o = opts((uint8_t)g.below(3), id, g.chance(20), g.chance(30));
+			o.retain_handling = (uint8_t)g.below(3);
+			ASSERT_EQ(mt_local_subscribe(loc, &sessions[s], f.data(), f.size(), &o,
+						     nullptr),
+				  0)
+				<< f;
+			want[s][f] = o;
+		}
+		for (auto &w : want)
+			for (auto it = w.second.begin(); it != w.second.end();) {
+				if (g.chance(30)) {
+					const std::string &f = it->first;
+					void *sp = &sessions[w.first];
+					int ret = mt_local_unsubscribe(loc, sp, f.data(), f.size());
+					ASSERT_EQ(ret, 0) << f;
+					it = w.second.erase(it);
+				} else {
+					++it;
+				}
+			}
+		if (round == 4) {
+			EXPECT_EQ(mt_local_drop_session(loc, &sessions[3]), want[3].size());
+			want[3].clear();
+		}
+		for (int s = 0; s < 16; s++) {
+			sub_list got;
+			EXPECT_EQ(mt_local_session_subs(loc, &sessions[s], collect, &got),
+				  want[s].size());
+			ASSERT_EQ(got.size(), want[s].size()) << "session " << s;
+			for (const auto &e : want[s]) {
+				auto it = got.find(e.first);
+				ASSERT_NE(it, got.end()) << e.first;
+				EXPECT_TRUE(same_opts(it->second, e.second)) << e.first;
+			}
+		}
+	}
+	mt_local_destroy(loc);
+}
