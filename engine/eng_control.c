@@ -22,12 +22,17 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef TACHYON_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "eng_internal.h"
 #include "eng_passwd.h"
@@ -362,6 +367,25 @@ static void sys_publish(struct tachyon *e, const char *topic, const char *fmt, .
 		eng_ctl_route(e, m);
 }
 
+/* Bytes the engine's allocator has handed out and not had back. */
+static uint64_t heap_allocated(void)
+{
+#ifdef TACHYON_JEMALLOC
+	uint64_t epoch = 1;
+	size_t len = sizeof(epoch), allocated = 0;
+
+	/* jemalloc's statistics are a snapshot refreshed by writing "epoch" */
+	mallctl("epoch", &epoch, &len, &epoch, len);
+	len = sizeof(allocated);
+	if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
+		return 0;
+	return allocated;
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
 #define SUM(f)                                                                                 \
 	({                                                                                     \
 		uint64_t s_ = 0;                                                               \
@@ -395,6 +419,7 @@ static void sys_update(struct tachyon *e, uint64_t now)
 	sys_publish(e, "$SYS/broker/messages/retried", "%" PRIu64, SUM(retries));
 	sys_publish(e, "$SYS/broker/overload/publisher_pauses", "%" PRIu64, SUM(qos0_pauses));
 	sys_publish(e, "$SYS/broker/overload/slow_consumers", "%" PRIu64, SUM(slow_consumers));
+	sys_publish(e, "$SYS/broker/heap/current", "%" PRIu64, heap_allocated());
 }
 
 /* ---------------------------------------------------------------------------------------------

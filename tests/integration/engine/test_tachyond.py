@@ -800,13 +800,16 @@ def t10_auth():
 def t11_sys():
     b = B.Broker(EXE, workers=2, conf={'sys_interval': 1}).start()
     port = b.port
-    s = B.mosq_sub(port, '$SYS/broker/#', 17, timeout=5)
+    s = B.mosq_sub(port, '$SYS/broker/#', 18, timeout=5)
     out = s.communicate(timeout=10)[0]
     for t in ('uptime', 'clients/connected', 'messages/received', 'messages/sent',
               'bytes/received', 'subscriptions/count', 'retained messages/count',
               'messages/dropped', 'messages/retried', 'overload/publisher_pauses',
-              'overload/slow_consumers'):
+              'overload/slow_consumers', 'heap/current'):
         check('$SYS/broker/' + t in out, '$SYS/broker/' + t)
+    heap = [ln.split()[-1] for ln in out.splitlines() if ln.startswith('$SYS/broker/heap/current ')]
+    check(heap and heap[0].isdigit() and int(heap[0]) > 0,
+          'heap/current is a byte count: %r' % heap)
     s = B.mosq_sub(port, '#', 1, timeout=2)
     B.mosq_pub(port, 'plain/x', 'p')
     out = s.communicate(timeout=10)[0]
