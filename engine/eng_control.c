@@ -33,6 +33,21 @@
 #ifdef TACHYON_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ENG_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ENG_SANITIZED 1
+#endif
+#endif
+#ifndef ENG_SANITIZED
+#define ENG_SANITIZED 0
+#endif
+#if ENG_SANITIZED
+/* the sanitizer runtime's allocator interface (sanitizer/allocator_interface.h, which not
+ * every compiler installs) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 #include "eng_internal.h"
 #include "eng_passwd.h"
@@ -380,6 +395,9 @@ static uint64_t heap_allocated(void)
 	if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
 		return 0;
 	return allocated;
+#elif ENG_SANITIZED
+	/* the sanitizers replace malloc, and their mallinfo2() answers zeros */
+	return __sanitizer_get_current_allocated_bytes();
 #else
 	struct mallinfo2 mi = mallinfo2();
 	return mi.uordblks + mi.hblkhd;
