@@ -84,6 +84,17 @@ static inline uint64_t mt_rd64(const unsigned char *p)
 	return v;
 }
 
+/* Bytes of @v equal to @c: 0x80 in each such byte, 0 elsewhere. Exact (no borrow crosses
+ * bytes), so the bits can be counted. */
+#define MT_ONES 0x0101010101010101ull
+#define MT_HIGHS 0x8080808080808080ull
+static inline uint64_t mt_bytes_eq(uint64_t v, unsigned char c)
+{
+	uint64_t x = v ^ (MT_ONES * c);
+
+	return ~(((x & ~MT_HIGHS) + ~MT_HIGHS) | x) & MT_HIGHS;
+}
+
 static inline uint64_t mt_rd32(const unsigned char *p)
 {
 	uint32_t v;
@@ -387,6 +398,13 @@ static inline uint64_t mt_path_child(uint64_t path, uint64_t wh)
 	return mt_hash_u64(wh, path);
 }
 
+/* Key of a wildcard-free filter (and of the topic names equal to it) in a tree's exact table:
+ * the whole text hashed at once, so that an exact lookup needs no split into levels. */
+static inline uint64_t mt_exact_hash(const char *s, size_t len, uint64_t seed)
+{
+	return mt_hash(s, len, seed ^ MT_P1);
+}
+
 /* Words of a topic name for the walk, split and hashed once per publish. */
 struct mt_wtopic {
 	const char *s;
@@ -398,14 +416,12 @@ struct mt_wtopic {
 	uint64_t path[MT_LEVELS_MAX + 1]; /* path hash of levels 0..i-1 (path[0]: the root) */
 };
 
-/* The first '/' in [p, end), or end: eight bytes per step (a zero-byte test on p ^ "////////";
- * its lowest flagged byte is exact), never reading outside [p, end). */
+/* The first '/' in [p, end), or end: eight bytes per step, never reading outside [p, end). */
 static inline const char *mt_find_slash(const char *p, const char *end)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	while (end - p >= 8) {
-		uint64_t v = mt_rd64((const unsigned char *)p) ^ 0x2f2f2f2f2f2f2f2full;
-		uint64_t m = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+		uint64_t m = mt_bytes_eq(mt_rd64((const unsigned char *)p), '/');
 		if (m)
 			return p + (__builtin_ctzll(m) >> 3);
 		p += 8;
@@ -677,8 +693,9 @@ static inline unsigned mt_walk_cands(const struct mt_harr *a, const struct mt_wt
  * (@topic, @len). A macro body instantiated per user so that VISIT inlines.
  *
  * Every key the walk may need follows from the topic alone: the exact filter's key is the
- * topic's path hash, and a trie node matching the topic's first d levels has the path hash of
- * those levels with some of them replaced by '+' ('+' nodes are in the edge hash too). So the
+ * hash of the whole topic (mt_exact_hash), and a trie node matching the topic's first d levels
+ * has the path hash of those levels with some of them replaced by '+' ('+' nodes are in the
+ * edge hash too). A tree without wildcard filters stops at the exact lookup; otherwise the
  * walk works in rounds of independent memory accesses instead of a chain of dependent misses:
  *  0. split and hash the topic; prefetch the exact key's slot and the summary words
  *     (mt_harr_maybe) of every node key with at most one '+' (cache hits, or one parallel
@@ -709,23 +726,31 @@ static inline unsigned mt_walk_cands(const struct mt_harr *a, const struct mt_wt
 		bool wild_ = MT_LOAD_RLX(&t_->nwild) != 0;                                        \
 		if (!ex_ && !wild_)                                                               \
 			break;                                                                    \
+		uint64_t xh_ = ex_ ? mt_exact_hash((topic_), (len_), t_->seed) : 0;                \
+		const struct mt_harr *xa_ = MT_LOAD_ACQ(&t_->exact.arr);                          \
+		if (!wild_) {                                                                     \
+			struct mt_exkey k_ = {xh_, (topic_), (len_)};                             \
+			struct mt_texact *e_ = mt_harr_maybe(xa_, xh_)                            \
+						       ? MT_HARR_FIND(xa_, xh_, mt_texact_eq, &k_) \
+						       : NULL;                                     \
+			if (e_)                                                                   \
+				VISIT(&e_->term, vctx);                                           \
+			break;                                                                    \
+		}                                                                                 \
+		if (ex_)                                                                          \
+			mt_harr_prefetch(xa_, xh_);                                               \
 		struct mt_wtopic w_;                                                              \
 		mt_wtopic_split(&w_, (topic_), (len_), t_->seed);                                 \
 		bool dollar_ = (topic_)[0] == '$';                                                \
-		const struct mt_harr *xa_ = MT_LOAD_ACQ(&t_->exact.arr);                          \
 		const struct mt_harr *ea_ = MT_LOAD_ACQ(&t_->edges.arr);                          \
-		ex_ = ex_ && w_.whole;                                                            \
-		if (ex_)                                                                          \
-			mt_harr_prefetch(xa_, w_.path[w_.n]);                                     \
-		if (wild_)                                                                        \
-			mt_walk_sum_prefetch(ea_, &w_, dollar_);                                  \
-		ex_ = ex_ && mt_harr_maybe(xa_, w_.path[w_.n]);                                   \
+		mt_walk_sum_prefetch(ea_, &w_, dollar_);                                          \
+		ex_ = ex_ && mt_harr_maybe(xa_, xh_);                                             \
 		struct mt_wcand cd_[MT_WALK_CANDS];                                               \
-		unsigned nc_ = wild_ ? mt_walk_cands(ea_, &w_, dollar_, t_->root, cd_) : 0;       \
+		unsigned nc_ = mt_walk_cands(ea_, &w_, dollar_, t_->root, cd_);                   \
 		for (unsigned j_ = 1; j_ < nc_; j_++)                                             \
 			mt_harr_prefetch(ea_, cd_[j_].path);                                      \
 		if (ex_) {                                                                        \
-			const void *x_ = mt_harr_peek(xa_, w_.path[w_.n]);                        \
+			const void *x_ = mt_harr_peek(xa_, xh_);                                  \
 			if (x_)                                                                   \
 				mt_prefetch_span(x_, sizeof(struct mt_texact) + (len_));          \
 		}                                                                                 \
@@ -735,12 +760,12 @@ static inline unsigned mt_walk_cands(const struct mt_harr *a, const struct mt_wt
 				mt_prefetch_span(x_, MT_TNODE_HOT);                               \
 		}                                                                                 \
 		if (ex_) {                                                                        \
-			struct mt_exkey k_ = {w_.path[w_.n], (topic_), (len_)};                   \
+			struct mt_exkey k_ = {xh_, (topic_), (len_)};                             \
 			struct mt_texact *e_ = MT_HARR_FIND(xa_, k_.hash, mt_texact_eq, &k_);     \
 			if (e_)                                                                   \
 				VISIT(&e_->term, vctx);                                           \
 		}                                                                                 \
-		if (wild_ && nc_ == 0) {                                                          \
+		if (nc_ == 0) {                                                                   \
 			MT_TREE_WALK_DFS(t_, w_, ea_, dollar_, VISIT, vctx);                      \
 			break;                                                                    \
 		}                                                                                 \

@@ -91,26 +91,17 @@ static bool mt_filter_has_wildcard(const char *f, size_t len)
 	return memchr(f, '+', len) || memchr(f, '#', len);
 }
 
-/* The path hash of a wildcard-free filter (equal to that of the topic names it matches). */
-static uint64_t mt_tree_exact_path(const struct mt_tree *t, const char *f, size_t len)
+/* The key of a wildcard-free filter in the exact table: the hash of its whole text (a topic
+ * name's lookup needs no split into levels). */
+static uint64_t mt_tree_exact_key(const struct mt_tree *t, const char *f, size_t len)
 {
-	const char *p = f, *end = f + len;
-	uint64_t path = mt_path_root(t->seed);
-
-	for (;;) {
-		const char *q = memchr(p, '/', (size_t)(end - p));
-		size_t wlen = q ? (size_t)(q - p) : (size_t)(end - p);
-		path = mt_path_child(path, mt_hash(p, wlen, t->seed));
-		if (!q)
-			return path;
-		p = q + 1;
-	}
+	return mt_exact_hash(f, len, t->seed);
 }
 
 static struct mt_term *mt_tree_get_exact(struct mt_tree *t, const char *f, size_t len, bool create,
 					 struct mt_tpos *pos)
 {
-	struct mt_exkey k = {mt_tree_exact_path(t, f, len), f, len};
+	struct mt_exkey k = {mt_tree_exact_key(t, f, len), f, len};
 	struct mt_texact *e = MT_HTAB_FIND(&t->exact, k.hash, mt_texact_eq, &k);
 
 	if (!e && create) {

@@ -5,6 +5,7 @@
  */
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -170,5 +171,87 @@ TEST(MtTopic, ReferenceMatcherAgreesWithOracle)
 		ASSERT_EQ(filter_check(f), 0) << f;
 		ASSERT_EQ(name_check(t), 0) << t;
 		ASSERT_EQ(matches(f, t), mt_test::oracle_match(f, t)) << f << " vs " << t;
+	}
+}
+
+/* Validation reads plain-ASCII words eight bytes at a time: on random strings of every length
+ * around the word size, made of the bytes that matter (levels, wildcards, NUL, UTF-8 leads and
+ * continuations), it must give the same verdict and reason as a byte-at-a-time rule check. */
+namespace
+{
+
+int oracle_check(const std::string &s, bool filter, uint32_t max_levels, const char **why)
+{
+	auto fail = [why](const char *w, int e) {
+		*why = w;
+		return e;
+	};
+	size_t levels = 1, start = 0;
+	if (s.empty())
+		return fail("topic is empty", -EINVAL);
+	for (size_t i = 0; i < s.size();) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '/') {
+			if (++levels > max_levels)
+				return fail("more topic levels than the configured maximum", -E2BIG);
+			start = ++i;
+			continue;
+		}
+		if (c == '+' || c == '#') {
+			if (!filter)
+				return fail("wildcard in a topic name", -EINVAL);
+			if (i != start || (i + 1 != s.size() && s[i + 1] != '/'))
+				return fail(c == '+' ? "'+' is not a whole level" : "'#' is not a whole level",
+					    -EINVAL);
+			if (c == '#' && i + 1 != s.size())
+				return fail("'#' is not the last level", -EINVAL);
+			i++;
+			continue;
+		}
+		if (c == 0)
+			return fail("NUL character in topic", -EINVAL);
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		/* the alphabet below has only 2-byte sequences (0xc3 0xa9) and stray bytes */
+		if (c == 0xc3 && i + 1 < s.size() && ((unsigned char)s[i + 1] & 0xc0) == 0x80) {
+			i += 2;
+			continue;
+		}
+		return fail("malformed UTF-8 in topic", -EINVAL);
+	}
+	return 0;
+}
+
+} // namespace
+
+TEST(MtTopic, WordAtATimeValidationAgreesWithByteRules)
+{
+	static const char *const pieces[] = {"a", "b", "/", "+", "#", "" /* NUL */,
+					      "\xc3\xa9", "\xc3", "\xa9", "\xff", "abcdefg", "z/"};
+	std::mt19937_64 rng(11);
+	mt_config cfg;
+	mt_config_defaults(&cfg);
+	cfg.max_levels = 6;
+	for (int i = 0; i < 300000; i++) {
+		std::string s;
+		size_t want = rng() % 40;
+		while (s.size() < want) {
+			size_t k = rng() % (sizeof(pieces) / sizeof(pieces[0]));
+			if (k == 5)
+				s.push_back('\0');
+			else
+				s += pieces[k];
+		}
+		for (bool filter : {false, true}) {
+			const char *want_why = nullptr, *got_why = nullptr;
+			int want_rc = oracle_check(s, filter, cfg.max_levels, &want_why);
+			int got_rc = filter ? filter_check(s, &cfg, &got_why) : name_check(s, &cfg, &got_why);
+			ASSERT_EQ(got_rc, want_rc) << (filter ? "filter " : "name ") << s.size();
+			if (want_rc) {
+				ASSERT_STREQ(got_why, want_why) << s.size();
+			}
+		}
 	}
 }
