@@ -53,6 +53,8 @@ struct eng_plugin;
 #define ENG_MSG_POOL_SIZE 512u   /* messages up to this many bytes come from the pool */
 #define ENG_MSG_POOL_MAX 4096u   /* free messages kept per worker */
 #define ENG_QENT_POOL_MAX 16384u /* free queue entries kept per worker */
+#define ENG_RET_BATCH 32u        /* pool blocks sent home together (eng_msg_unref) */
+#define ENG_NO_HOME 0xffu
 #define ENG_SCRATCH (256u * 1024u)
 #define ENG_QENT_IDS 2u          /* subscription identifiers kept inline per queue entry */
 #define ENG_SHUTDOWN_GRACE_MS 1000u
@@ -126,6 +128,7 @@ struct eng_msg {
 	bool retain;
 	uint8_t version;     /* of the publisher; 0: made by the broker */
 	uint8_t origin_core; /* worker of the publisher */
+	uint8_t home;        /* worker whose pool the block returns to, ENG_NO_HOME: none */
 	uint64_t expire_ms;  /* absolute deadline (monotonic), 0: never */
 	uint32_t expiry_s;   /* the Message Expiry Interval as published, 0: none */
 	const void *publisher; /* the publishing client, meaningful on origin_core only */
@@ -446,6 +449,14 @@ struct eng_worker {
 	uint32_t ctab_count;
 	struct eng_msg *msg_pool;
 	uint32_t msg_pool_n;
+	struct eng_msg *msg_back;   /* blocks other workers returned, taken from ret_head */
+	uint32_t back_taken;        /* blocks used from msg_back since the last exchange */
+	/* Other workers' pool blocks freed here, a chain per home worker, sent home by
+	 * ENG_RET_BATCH and at the end of every loop iteration (eng_msg_ret_flush) */
+	struct eng_msg *ret_first[ENG_MAX_WORKERS], *ret_last[ENG_MAX_WORKERS];
+	uint32_t ret_n[ENG_MAX_WORKERS];
+	uint64_t ret_dirty;         /* homes with a chain pending */
+	bool exiting;               /* eng_worker_destroy: foreign blocks are freed, not sent */
 	struct eng_qent *qent_pool;
 	uint32_t qent_pool_n;
 	uint8_t *scratch;           /* packet encoding */
@@ -463,6 +474,10 @@ struct eng_worker {
 	/* Sessions of this core whose queue is at its limit. Written by this worker only,
 	 * read by every worker routing here (relaxed: a hint, read again at every publish). */
 	alignas(ENG_CACHE_LINE) _Atomic uint32_t congested;
+	/* This worker's pool blocks freed by other workers: a lock-free stack they push whole
+	 * chains onto (CAS) and this worker takes whole (exchange), so no ABA. */
+	alignas(ENG_CACHE_LINE) _Atomic(struct eng_msg *) ret_head;
+	_Atomic uint32_t back_n; /* blocks pushed onto ret_head and not yet counted used */
 	alignas(ENG_CACHE_LINE) struct eng_stats stats;
 };
 
@@ -595,6 +610,8 @@ static inline void eng_msg_ref(struct eng_msg *m)
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 }
 void eng_msg_unref(struct eng_msg *m);
+/* Sends the pool blocks freed here home (eng_msg.c); once per loop iteration. */
+void eng_msg_ret_flush(struct eng_worker *w);
 struct eng_qent *eng_qent_get(struct eng_worker *w);
 /* A cleared entry holding a reference to m for delivery with qos, retain and (up to
  * ENG_QENT_IDS of) ids; NULL when out of memory. */

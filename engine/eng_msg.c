@@ -5,9 +5,13 @@
  *
  * A message is one allocation: the header, then the topic, the payload, the MQTT 5 property
  * block and, for QoS 0 packets that can be forwarded unchanged, the packet bytes as received.
- * Small messages come from the creating worker's free list; whichever thread drops the last
- * reference puts it on its own worker's list (blocks are plain malloc blocks of one size, so
- * they may migrate between workers; each list is capped) or frees it.
+ * Small messages come from the creating worker's pool (one block size), and go back to it
+ * when the last reference is dropped. On another worker that is a remote free: the block
+ * waits in a chain for its home worker and the chain is pushed onto the home's lock-free
+ * return stack (one CAS per ENG_RET_BATCH blocks, or per loop iteration); the home takes the
+ * whole stack (one exchange) when its pool runs dry. So a publisher's core and its
+ * subscribers' core trade blocks without malloc, free, or a cache line bounced per message.
+ * Threads that are no worker (control, host, auth) and workers being destroyed free blocks.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +38,21 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	uint8_t *d;
 
 	if (need <= ENG_MSG_POOL_SIZE) {
+		if (w && !w->msg_pool && !w->msg_back) {
+			/* back_n counted what was taken since the last exchange: now all used */
+			atomic_fetch_sub_explicit(&w->back_n, w->back_taken, memory_order_relaxed);
+			w->back_taken = 0;
+			w->msg_back = atomic_exchange_explicit(&w->ret_head, NULL,
+							       memory_order_acquire);
+		}
 		if (w && w->msg_pool) {
 			m = w->msg_pool;
 			w->msg_pool = *(struct eng_msg **)(void *)m;
 			w->msg_pool_n--;
+		} else if (w && w->msg_back) {
+			m = w->msg_back;
+			w->msg_back = *(struct eng_msg **)(void *)m;
+			w->back_taken++;
 		} else {
 			m = malloc(ENG_MSG_POOL_SIZE);
 			if (w)
@@ -57,6 +72,7 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	m->retain = pub->retain;
 	m->version = version;
 	m->origin_core = w ? (uint8_t)w->id : 0;
+	m->home = w && m->alloc == ENG_MSG_POOL_SIZE ? (uint8_t)w->id : ENG_NO_HOME;
 	m->publisher = NULL;
 	m->publisher_key = 0;
 	m->epoch = 0;
@@ -100,6 +116,61 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	return m;
 }
 
+/* Frees a chain linked through the blocks' first word. */
+static void chain_free(struct eng_msg *m)
+{
+	while (m) {
+		struct eng_msg *n = *(struct eng_msg **)(void *)m;
+		free(m);
+		m = n;
+	}
+}
+
+/* Pushes w's chain for worker @h onto h's return stack. */
+static void ret_send(struct eng_worker *w, unsigned h)
+{
+	struct eng_worker *home = w->eng->workers[h];
+	struct eng_msg *first = w->ret_first[h], *last = w->ret_last[h];
+	struct eng_msg *top;
+
+	/* the home keeps at most about ENG_MSG_POOL_MAX returned blocks; past that (a burst
+	 * drained), they are freed like the surplus of the local pool */
+	if (atomic_load_explicit(&home->back_n, memory_order_relaxed) >= ENG_MSG_POOL_MAX) {
+		chain_free(first);
+		goto sent;
+	}
+	atomic_fetch_add_explicit(&home->back_n, w->ret_n[h], memory_order_relaxed);
+	top = atomic_load_explicit(&home->ret_head, memory_order_relaxed);
+	do
+		*(struct eng_msg **)(void *)last = top;
+	/* release: the chain's links (and the blocks' last use here) before the home sees it */
+	while (!atomic_compare_exchange_weak_explicit(&home->ret_head, &top, first,
+						      memory_order_release, memory_order_relaxed));
+sent:
+	w->ret_first[h] = w->ret_last[h] = NULL;
+	w->ret_n[h] = 0;
+	w->ret_dirty &= ~(1ull << h);
+}
+
+static void ret_add(struct eng_worker *w, struct eng_msg *m)
+{
+	unsigned h = m->home;
+
+	*(struct eng_msg **)(void *)m = w->ret_first[h];
+	w->ret_first[h] = m;
+	if (!w->ret_last[h])
+		w->ret_last[h] = m;
+	w->ret_dirty |= 1ull << h;
+	if (++w->ret_n[h] == ENG_RET_BATCH)
+		ret_send(w, h);
+}
+
+void eng_msg_ret_flush(struct eng_worker *w)
+{
+	while (w->ret_dirty)
+		ret_send(w, (unsigned)__builtin_ctzll(w->ret_dirty));
+}
+
 void eng_msg_unref(struct eng_msg *m)
 {
 	struct eng_worker *w;
@@ -109,7 +180,19 @@ void eng_msg_unref(struct eng_msg *m)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	w = eng_cur_worker;
-	if (m->alloc == ENG_MSG_POOL_SIZE && w && w->msg_pool_n < ENG_MSG_POOL_MAX) {
+	if (m->alloc != ENG_MSG_POOL_SIZE || !w) {
+		free(m);
+		return;
+	}
+	if (m->home != w->id && m->home != ENG_NO_HOME) {
+		if (w->exiting) {
+			free(m);
+			return;
+		}
+		ret_add(w, m);
+		return;
+	}
+	if (w->msg_pool_n < ENG_MSG_POOL_MAX) {
 		*(struct eng_msg **)(void *)m = w->msg_pool;
 		w->msg_pool = m;
 		w->msg_pool_n++;
@@ -165,12 +248,18 @@ void eng_qent_put(struct eng_worker *w, struct eng_qent *q)
 
 void eng_pools_free(struct eng_worker *w)
 {
-	while (w->msg_pool) {
-		struct eng_msg *m = w->msg_pool;
-		w->msg_pool = *(struct eng_msg **)(void *)m;
-		free(m);
-	}
+	chain_free(w->msg_pool);
+	w->msg_pool = NULL;
 	w->msg_pool_n = 0;
+	chain_free(w->msg_back);
+	w->msg_back = NULL;
+	chain_free(atomic_exchange_explicit(&w->ret_head, NULL, memory_order_acquire));
+	for (unsigned h = 0; h < ENG_MAX_WORKERS; h++) {
+		chain_free(w->ret_first[h]);
+		w->ret_first[h] = w->ret_last[h] = NULL;
+		w->ret_n[h] = 0;
+	}
+	w->ret_dirty = 0;
 	while (w->qent_pool) {
 		struct eng_qent *q = w->qent_pool;
 		w->qent_pool = q->next;

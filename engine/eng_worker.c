@@ -681,6 +681,8 @@ void *eng_worker_main(void *arg)
 			w->slow_scan_ms = w->now_ms + 100;
 		}
 		eng_post_flush(e, w->id);
+		if (w->ret_dirty)
+			eng_msg_ret_flush(w);
 		ns_flush(w->nsw);
 		eng_wheel_run(&w->wheel, w->now_ms, eng_timer_fire, w);
 		mt_rcu_quiescent();
@@ -718,6 +720,7 @@ void eng_worker_destroy(struct eng_worker *w)
 	if (!w)
 		return;
 	eng_cur_worker = w;
+	w->exiting = true; /* other workers may be gone: their blocks are freed */
 	while (w->clients) {
 		struct eng_client *c = w->clients;
 		if (c->conn) {
