@@ -39,10 +39,10 @@ static int64_t props_size(const struct eng_props *pr)
 	uint64_t n = 0;
 	uint64_t single = pr->present & ~(ENG_PBIT(ENG_PROP_USER) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID));
 
-	for (unsigned id = 1; single && id <= ENG_PROP_ID_MAX; id++) {
-		if (!(single & ENG_PBIT(id)))
-			continue;
-		single &= ~ENG_PBIT(id);
+	if (single >> (ENG_PROP_ID_MAX + 1))
+		return -EINVAL; /* bits above the last identifier */
+	for (; single; single &= single - 1) {
+		unsigned id = (unsigned)__builtin_ctzll(single);
 		if (eng_prop_table[id].kind == ENG_PK_NONE)
 			return -EINVAL;
 		uint32_t v = eng_prop_value_size(pr, id);
@@ -50,8 +50,6 @@ static int64_t props_size(const struct eng_props *pr)
 			return -EINVAL;
 		n += 1 + v;
 	}
-	if (single)
-		return -EINVAL; /* bits above the last identifier */
 
 	if (pr->user) {
 		for (uint32_t i = 0; i < pr->user_count; i++) {
@@ -296,8 +294,14 @@ static uint8_t *put_sub_ids(uint8_t *w, const struct eng_props *pr)
 /* Properties in identifier order; body is the size props_size() returned. */
 static uint8_t *put_props(uint8_t *w, const struct eng_props *pr, uint32_t body)
 {
+	/* in identifier order, visiting only what is there (user properties and subscription
+	 * identifiers have their own lists) */
+	uint64_t ids = (pr->present | ENG_PBIT(ENG_PROP_USER) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID)) &
+		       ((ENG_PBIT(ENG_PROP_ID_MAX) << 1) - 2); /* 1..ENG_PROP_ID_MAX, as props_size */
+
 	w = put_vbi(w, body);
-	for (unsigned id = 1; id <= ENG_PROP_ID_MAX; id++) {
+	for (; ids; ids &= ids - 1) {
+		unsigned id = (unsigned)__builtin_ctzll(ids);
 		if (id == ENG_PROP_USER) {
 			w = put_user_props(w, pr);
 			continue;
@@ -306,8 +310,6 @@ static uint8_t *put_props(uint8_t *w, const struct eng_props *pr, uint32_t body)
 			w = put_sub_ids(w, pr);
 			continue;
 		}
-		if (!(pr->present & ENG_PBIT(id)))
-			continue;
 		const char *field = (const char *)pr + eng_prop_table[id].offset;
 		uint16_t u16;
 		uint32_t u32;
