@@ -28,12 +28,49 @@ static void rebase(struct eng_str *s, const uint8_t *from, uint8_t *to)
 		s->p = NULL;
 }
 
+/* Points the property views of @pr (into bytes at @from) at their copy at @to. */
+static void rebase_props(struct eng_props *pr, const uint8_t *from, uint8_t *to)
+{
+	if (!pr->raw.len) {
+		pr->raw = (struct eng_str){NULL, 0};
+		pr->user_count = 0;
+		return;
+	}
+	rebase(&pr->content_type, from, to);
+	rebase(&pr->response_topic, from, to);
+	rebase(&pr->correlation_data, from, to);
+	rebase(&pr->raw, from, to);
+}
+
+/* Whether @s is empty or lies within the @len bytes at @p. */
+static bool within(const struct eng_str *s, const uint8_t *p, size_t len)
+{
+	return !s->len || (s->p >= p && s->p + s->len <= p + len);
+}
+
+/* The expiry deadline of a message made from @pr. */
+static struct eng_msg *msg_finish(struct eng_msg *m, const struct eng_props *pr, uint64_t now_ms)
+{
+	m->expiry_s = 0;
+	m->expire_ms = 0;
+	if (pr->present & ENG_PBIT(ENG_PROP_MESSAGE_EXPIRY)) {
+		m->expiry_s = pr->message_expiry;
+		m->expire_ms = now_ms + (uint64_t)pr->message_expiry * 1000u;
+	}
+	return m;
+}
+
 struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 			    const struct eng_str *topic, uint8_t version, const uint8_t *raw,
 			    size_t rawlen, uint64_t now_ms)
 {
 	const struct eng_props *pr = &pub->props;
-	size_t need = sizeof(struct eng_msg) + topic->len + pub->payload.len + pr->raw.len + rawlen;
+	/* A PUBLISH kept for byte forwarding holds its topic, payload and properties: one copy
+	 * of the packet serves all four views. */
+	bool in_raw = rawlen && within(topic, raw, rawlen) && within(&pub->payload, raw, rawlen) &&
+		      within(&pr->raw, raw, rawlen);
+	size_t need = sizeof(struct eng_msg) + rawlen +
+		      (in_raw ? 0 : topic->len + pub->payload.len + pr->raw.len);
 	struct eng_msg *m = NULL;
 	uint8_t *d;
 
@@ -77,6 +114,21 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	m->publisher_key = 0;
 	m->epoch = 0;
 	d = m->data;
+	m->props = *pr;
+	m->props.user = NULL;
+	m->props.sub_id = NULL;
+	m->props.sub_id_count = 0;
+	m->props.present &= ~(ENG_PBIT(ENG_PROP_TOPIC_ALIAS) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID) |
+			      ENG_PBIT(ENG_PROP_WILL_DELAY));
+	if (in_raw) {
+		memcpy(d, raw, rawlen);
+		m->raw = (struct eng_str){d, (uint32_t)rawlen};
+		m->topic = (struct eng_str){d + (topic->p - raw), topic->len};
+		m->payload = (struct eng_str){pub->payload.len ? d + (pub->payload.p - raw) : d,
+					      pub->payload.len};
+		rebase_props(&m->props, raw, d);
+		return msg_finish(m, pr, now_ms);
+	}
 	memcpy(d, topic->p, topic->len);
 	m->topic = (struct eng_str){d, topic->len};
 	d += topic->len;
@@ -84,36 +136,17 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 		memcpy(d, pub->payload.p, pub->payload.len);
 	m->payload = (struct eng_str){d, pub->payload.len};
 	d += pub->payload.len;
-	m->props = *pr;
-	m->props.user = NULL;
-	m->props.sub_id = NULL;
-	m->props.sub_id_count = 0;
-	m->props.present &= ~(ENG_PBIT(ENG_PROP_TOPIC_ALIAS) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID) |
-			      ENG_PBIT(ENG_PROP_WILL_DELAY));
-	if (pr->raw.len) {
+	if (pr->raw.len)
 		memcpy(d, pr->raw.p, pr->raw.len);
-		rebase(&m->props.content_type, pr->raw.p, d);
-		rebase(&m->props.response_topic, pr->raw.p, d);
-		rebase(&m->props.correlation_data, pr->raw.p, d);
-		m->props.raw.p = d;
-		d += pr->raw.len;
-	} else {
-		m->props.raw = (struct eng_str){NULL, 0};
-		m->props.user_count = 0;
-	}
+	rebase_props(&m->props, pr->raw.p, d);
+	d += pr->raw.len;
 	if (rawlen) {
 		memcpy(d, raw, rawlen);
 		m->raw = (struct eng_str){d, (uint32_t)rawlen};
 	} else {
 		m->raw = (struct eng_str){NULL, 0};
 	}
-	m->expiry_s = 0;
-	m->expire_ms = 0;
-	if (pr->present & ENG_PBIT(ENG_PROP_MESSAGE_EXPIRY)) {
-		m->expiry_s = pr->message_expiry;
-		m->expire_ms = now_ms + (uint64_t)pr->message_expiry * 1000u;
-	}
-	return m;
+	return msg_finish(m, pr, now_ms);
 }
 
 /* Frees a chain linked through the blocks' first word. */
