@@ -13,7 +13,7 @@
  * password file, no hook) are decided inline and never wait behind a password check.
  *
  * Both queues are plain lists under one mutex: they are touched once per CONNECT, never on
- * the worker data path. The inbound queue is bounded (ENG_AUTH_QUEUE): past it the CONNECT
+ * the worker data path. The inbound queue is bounded (auth_queue): past it the CONNECT
  * is refused with 0x89 (server busy) rather than queued without limit.
  *
  * The password table is reference counted (struct eng_pwref): the control thread gives each
@@ -28,7 +28,6 @@
 #include "eng_internal.h"
 #include "eng_passwd.h"
 
-#define ENG_AUTH_QUEUE 4096u
 
 struct eng_auth {
 	struct tachyon *e;
@@ -279,7 +278,7 @@ int eng_auth_submit(struct tachyon *e, struct eng_claim *cl)
 	struct eng_auth *a = e->auth;
 
 	pthread_mutex_lock(&a->mu);
-	if (a->in_count >= ENG_AUTH_QUEUE) {
+	if (a->in_count >= e->cfg.auth_queue) {
 		pthread_mutex_unlock(&a->mu);
 		return -EBUSY;
 	}

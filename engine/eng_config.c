@@ -100,6 +100,9 @@ static const struct opt opts[] = {
 	STR("acl_file", acl_file, "access control list file"),
 	U32("auth_threads", auth_threads, 1, 64,
 	    "threads checking passwords and running authentication hooks"),
+	U32("auth_queue", auth_queue, 1, 1000000,
+	    "CONNECTs (and re-authentications) waiting for an auth thread; past it a client is "
+	    "refused with 0x89 (server busy), counted in $SYS/broker/clients/auth_busy"),
 	ENUM("log_level", log_level, level_words, "least severe level logged"),
 	U32("sys_interval", sys_interval, 0, 86400, "seconds between $SYS updates, 0: off"),
 };
@@ -138,6 +141,7 @@ void eng_config_defaults(struct eng_config *cfg)
 	cfg->retry_interval = 0;
 	cfg->allow_anonymous = true;
 	cfg->auth_threads = 1;
+	cfg->auth_queue = 4096;
 	cfg->log_level = ENG_LOG_NOTICE;
 	cfg->sys_interval = 10;
 }

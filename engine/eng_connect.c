@@ -425,6 +425,8 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 		if (r == ENG_RC_BAD_USER_OR_PASSWORD || r == ENG_RC_NOT_AUTHORIZED ||
 		    r == ENG_RC_BANNED || r == ENG_RC_BAD_AUTH_METHOD)
 			ENG_STAT_INC(&w->stats, auth_failures);
+		else if (r == ENG_RC_SERVER_BUSY)
+			ENG_STAT_INC(&w->stats, auth_busy);
 		if (c->conn && !c->closing) {
 			c->state = CS_NEW; /* so the close does not look for a session */
 			connack_refuse(c, cl->result, refusal(cl->result));
@@ -792,7 +794,10 @@ void eng_auth_answer(struct eng_worker *w, struct eng_claim *cl)
 		uint8_t r = cl->result;
 		if (r != ENG_RC_UNSPECIFIED && r != ENG_RC_IMPL_SPECIFIC && r != ENG_RC_SERVER_BUSY)
 			r = ENG_RC_NOT_AUTHORIZED;
-		ENG_STAT_INC(&w->stats, auth_failures);
+		if (r == ENG_RC_SERVER_BUSY)
+			ENG_STAT_INC(&w->stats, auth_busy);
+		else
+			ENG_STAT_INC(&w->stats, auth_failures);
 		eng_client_close(c, r, "re-authentication failed");
 	}
 	eng_claim_free(cl);

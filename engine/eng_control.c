@@ -433,7 +433,9 @@ static void sys_update(struct tachyon *e, uint64_t now)
 			    SUM(drop_too_large) + SUM(drop_ring_full) + SUM(drop_no_share));
 	sys_publish(e, "$SYS/broker/clients/protocol_errors", "%" PRIu64, SUM(protocol_errors));
 	sys_publish(e, "$SYS/broker/clients/auth_failures", "%" PRIu64, SUM(auth_failures));
+	sys_publish(e, "$SYS/broker/clients/auth_busy", "%" PRIu64, SUM(auth_busy));
 	sys_publish(e, "$SYS/broker/clients/acl_denied", "%" PRIu64, SUM(acl_denied));
+	sys_publish(e, "$SYS/broker/messages/intercept_dropped", "%" PRIu64, SUM(intercept_dropped));
 	sys_publish(e, "$SYS/broker/messages/retried", "%" PRIu64, SUM(retries));
 	sys_publish(e, "$SYS/broker/overload/publisher_pauses", "%" PRIu64, SUM(qos0_pauses));
 	sys_publish(e, "$SYS/broker/overload/slow_consumers", "%" PRIu64, SUM(slow_consumers));

@@ -78,6 +78,7 @@ struct eng_plugin;
 	X(takeovers)         /* sessions taken over by a new connection */                     \
 	X(wills_published)                                                                     \
 	X(auth_failures)                                                                       \
+	X(auth_busy)         /* refused with 0x89: the auth queue was full (auth_queue) */      \
 	X(acl_denied)        /* publishes and subscriptions refused by the ACL */              \
 	X(intercept_dropped) /* inbound publishes dropped by an intercept hook */              \
 	X(drop_queue_full)   /* messages dropped by a full session queue */                    \
@@ -302,7 +303,6 @@ enum eng_rtype {
 	RI_RETAIN,      /* W->C p: msg (reference): set or (empty payload) clear retained */
 	RI_ACL,         /* C->W p: struct eng_acl (new table); W->C: old table released */
 	RI_SHUTDOWN,    /* C->W a: phase (1: wills, 2: close); W->C: phase done */
-	RI_PASSWD_OK,   /* unused placeholder kept out of the numbering on purpose */
 	RI_AUTH,        /* C->W p: claim: an enhanced auth step's answer (continue, or any
 			 * answer of a re-authentication) */
 	RI_REAUTH,      /* W->C p: claim: a re-authentication step for the auth threads */

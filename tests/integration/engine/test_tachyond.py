@@ -800,12 +800,13 @@ def t10_auth():
 def t11_sys():
     b = B.Broker(EXE, workers=2, conf={'sys_interval': 1}).start()
     port = b.port
-    s = B.mosq_sub(port, '$SYS/broker/#', 18, timeout=5)
+    s = B.mosq_sub(port, '$SYS/broker/#', 20, timeout=5)
     out = s.communicate(timeout=10)[0]
     for t in ('uptime', 'clients/connected', 'messages/received', 'messages/sent',
               'bytes/received', 'subscriptions/count', 'retained messages/count',
               'messages/dropped', 'messages/retried', 'overload/publisher_pauses',
-              'overload/slow_consumers', 'heap/current'):
+              'overload/slow_consumers', 'heap/current', 'clients/auth_busy',
+              'messages/intercept_dropped'):
         check('$SYS/broker/' + t in out, '$SYS/broker/' + t)
     heap = [ln.split()[-1] for ln in out.splitlines() if ln.startswith('$SYS/broker/heap/current ')]
     check(heap and heap[0].isdigit() and int(heap[0]) > 0,
@@ -959,6 +960,26 @@ def t14_auththread():
         b.signal(signal.SIGHUP)
     for i, r in enumerate(conns):
         check(r.read(timeout=20) == (2, 0, b'\x00\x00'), 'accepted across reloads (%d)' % i)
+    b.stop()
+    # a full auth queue: one check running, one waiting (auth_queue 1), the rest refused 0x89
+    b = B.Broker(EXE, workers=2, conf={'password_file': pwfile, 'auth_threads': 1,
+                                       'auth_queue': 1, 'sys_interval': 1}).start()
+    conns = []
+    for i in range(6):
+        r = B.Raw(b.port)
+        r.send(B.connect('busy%d' % i, 5, user='alice', password='secret'))
+        conns.append(r)
+    codes = []
+    for r in conns:
+        p = r.read(timeout=30)
+        check(p is not None and p != 'closed' and p[0] == 2, 'CONNACK (%r)' % (p,))
+        codes.append(p[2][1])
+    check(codes.count(0) >= 1 and codes.count(0x89) >= 1 and
+          all(c in (0, 0x89) for c in codes),
+          'accepted or refused 0x89 (server busy): %r' % codes)
+    check(sys_value(b.port, '$SYS/broker/clients/auth_busy') == codes.count(0x89),
+          'auth_busy counts the refusals')
+    check('the authentication queue is full' in b.output(), 'refusal logged')
 # -------------------------------------------------------------------------------------------------
 def pub_props(raw):
     """MQTT 5 PUBLISH properties as {id: value} (the ones the broker may send)."""
