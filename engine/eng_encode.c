@@ -489,6 +489,25 @@ int eng_encode_publish_head(const struct eng_publish *pub, uint8_t version, uint
 	struct eng_packet pkt;
 	struct layout lo;
 
+	if (!pub->props.present && pub->qos <= 2 && pub->topic.len <= STR_MAX) {
+		/* the common case, no properties: written straight (the general path below sizes
+		 * and writes every field and would give the same bytes) */
+		uint32_t head = 2 + pub->topic.len + (pub->qos ? 2u : 0u) + (version == ENG_V5);
+		uint64_t rl = (uint64_t)head + pub->payload.len;
+		if (rl > ENG_VBI_MAX)
+			return -EMSGSIZE;
+		if (1 + eng_vbi_size((uint32_t)rl) + head > cap)
+			return -ENOSPC;
+		uint8_t *w = buf;
+		*w++ = (uint8_t)(ENG_PUBLISH << 4 | pub->dup << 3 | pub->qos << 1 | pub->retain);
+		w = put_vbi(w, (uint32_t)rl);
+		w = put_str(w, pub->topic);
+		if (pub->qos)
+			w = put16(w, pub->packet_id);
+		if (version == ENG_V5)
+			*w++ = 0;
+		return (int)(w - buf);
+	}
 	pkt.type = ENG_PUBLISH;
 	pkt.u.publish = *pub;
 	int size = size_of(&pkt, version, &lo);
