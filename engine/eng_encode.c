@@ -470,6 +470,18 @@ static uint8_t *put_body(uint8_t *w, const struct eng_packet *pkt, uint8_t versi
 int eng_encode(const struct eng_packet *pkt, uint8_t version, uint8_t *buf, size_t cap)
 {
 	struct layout lo;
+
+	if (pkt->type >= ENG_PUBACK && pkt->type <= ENG_PUBCOMP &&
+	    (version != ENG_V5 || (!pkt->u.ack.reason && !pkt->u.ack.props.present &&
+				   !pkt->u.ack.props.user_count && !pkt->u.ack.props.raw.len))) {
+		/* the common ack: just the packet id (as the general path below would write it) */
+		if (cap < 4)
+			return -ENOSPC;
+		buf[0] = (uint8_t)(pkt->type << 4 | fixed_flags(pkt));
+		buf[1] = 2;
+		put16(buf + 2, pkt->u.ack.packet_id);
+		return 4;
+	}
 	int size = size_of(pkt, version, &lo);
 	if (size < 0)
 		return size;
