@@ -431,6 +431,14 @@ static void sys_update(struct tachyon *e, uint64_t now)
 	sys_publish(e, "$SYS/broker/messages/dropped", "%" PRIu64,
 		    SUM(drop_queue_full) + SUM(drop_qos0_offline) + SUM(drop_expired) +
 			    SUM(drop_too_large) + SUM(drop_ring_full) + SUM(drop_no_share));
+	/* and each reason on its own */
+	sys_publish(e, "$SYS/broker/messages/dropped/queue_full", "%" PRIu64, SUM(drop_queue_full));
+	sys_publish(e, "$SYS/broker/messages/dropped/qos0_offline", "%" PRIu64,
+		    SUM(drop_qos0_offline));
+	sys_publish(e, "$SYS/broker/messages/dropped/expired", "%" PRIu64, SUM(drop_expired));
+	sys_publish(e, "$SYS/broker/messages/dropped/too_large", "%" PRIu64, SUM(drop_too_large));
+	sys_publish(e, "$SYS/broker/messages/dropped/ring_full", "%" PRIu64, SUM(drop_ring_full));
+	sys_publish(e, "$SYS/broker/messages/dropped/no_share", "%" PRIu64, SUM(drop_no_share));
 	sys_publish(e, "$SYS/broker/clients/protocol_errors", "%" PRIu64, SUM(protocol_errors));
 	sys_publish(e, "$SYS/broker/clients/auth_failures", "%" PRIu64, SUM(auth_failures));
 	sys_publish(e, "$SYS/broker/clients/auth_busy", "%" PRIu64, SUM(auth_busy));

@@ -54,6 +54,7 @@ struct eng_plugin;
 #define ENG_MSG_POOL_MAX 4096u   /* free messages kept per worker */
 #define ENG_QENT_POOL_MAX 16384u /* free queue entries kept per worker */
 #define ENG_RET_BATCH 32u        /* pool blocks sent home together (eng_msg_unref) */
+#define ENG_MSG_BACK_MAX 1024u   /* blocks other workers returned, kept per worker */
 #define ENG_NO_HOME 0xffu
 #define ENG_SCRATCH (256u * 1024u)
 #define ENG_QENT_IDS 2u          /* subscription identifiers kept inline per queue entry */

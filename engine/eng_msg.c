@@ -166,9 +166,10 @@ static void ret_send(struct eng_worker *w, unsigned h)
 	struct eng_msg *first = w->ret_first[h], *last = w->ret_last[h];
 	struct eng_msg *top;
 
-	/* the home keeps at most about ENG_MSG_POOL_MAX returned blocks; past that (a burst
-	 * drained), they are freed like the surplus of the local pool */
-	if (atomic_load_explicit(&home->back_n, memory_order_relaxed) >= ENG_MSG_POOL_MAX) {
+	/* the home keeps at most about ENG_MSG_BACK_MAX returned blocks (the steady flow needs
+	 * a few chains); past that (a burst drained), they are freed like the surplus of the
+	 * local pool */
+	if (atomic_load_explicit(&home->back_n, memory_order_relaxed) >= ENG_MSG_BACK_MAX) {
 		chain_free(first);
 		goto sent;
 	}

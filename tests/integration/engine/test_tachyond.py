@@ -800,13 +800,16 @@ def t10_auth():
 def t11_sys():
     b = B.Broker(EXE, workers=2, conf={'sys_interval': 1}).start()
     port = b.port
-    s = B.mosq_sub(port, '$SYS/broker/#', 20, timeout=5)
+    s = B.mosq_sub(port, '$SYS/broker/#', 26, timeout=5)
     out = s.communicate(timeout=10)[0]
     for t in ('uptime', 'clients/connected', 'messages/received', 'messages/sent',
               'bytes/received', 'subscriptions/count', 'retained messages/count',
               'messages/dropped', 'messages/retried', 'overload/publisher_pauses',
               'overload/slow_consumers', 'heap/current', 'clients/auth_busy',
-              'messages/intercept_dropped'):
+              'messages/intercept_dropped', 'messages/dropped/queue_full',
+              'messages/dropped/qos0_offline', 'messages/dropped/expired',
+              'messages/dropped/too_large', 'messages/dropped/ring_full',
+              'messages/dropped/no_share'):
         check('$SYS/broker/' + t in out, '$SYS/broker/' + t)
     heap = [ln.split()[-1] for ln in out.splitlines() if ln.startswith('$SYS/broker/heap/current ')]
     check(heap and heap[0].isdigit() and int(heap[0]) > 0,
@@ -1343,6 +1346,8 @@ def t17_overload():
     time.sleep(1.5)
     check(sys_value(port, '$SYS/broker/overload/slow_consumers') >= 1, 'slow consumer counted')
     check(sys_value(port, '$SYS/broker/messages/dropped') > 0, 'its queue dropped, counted')
+    check(sys_value(port, '$SYS/broker/messages/dropped/queue_full') > 0,
+          'counted as queue_full')
     check('no longer holds publishers back' in b.output(), 'slow consumer logged')
     for x in (slow, dead, other):
         x.r.close()
