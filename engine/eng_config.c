@@ -98,6 +98,10 @@ static const struct opt opts[] = {
 	BOOL("allow_anonymous", allow_anonymous, "accept clients without a user name"),
 	STR("password_file", password_file, "file of users and PBKDF2-SHA512 hashes"),
 	STR("acl_file", acl_file, "access control list file"),
+	U32("ring_size", ring_size, 0, 1u << 20,
+	    "messages in flight between two cores (rounded up to a power of two; 0: 65536 up "
+	    "to 4 workers, fewer with more); past it QoS 0 is dropped (dropped/ring_full) or "
+	    "waits"),
 	U32("auth_threads", auth_threads, 1, 64,
 	    "threads checking passwords and running authentication hooks"),
 	U32("auth_queue", auth_queue, 1, 1000000,

@@ -85,6 +85,7 @@ struct eng_config {
 	char acl_file[ENG_CONFIG_STR];
 	uint32_t auth_threads; /* threads checking passwords and running auth hooks */
 	uint32_t auth_queue;   /* CONNECTs waiting for an auth thread; past it 0x89 */
+	uint32_t ring_size;    /* items per ring between two cores, 0: by worker count */
 	/* plugins: "plugin PATH" (repeatable) and "plugin_opt_NAME VALUE" (for the plugin
 	 * above it), kept in order as lines "P<path>" and "O<name>=<value>" */
 	char plugins[ENG_CONFIG_PLUGINS];

@@ -47,7 +47,6 @@ struct eng_plugin;
 /* Core bit nworkers of mt_index is the host (its subscriptions, delivered by the control
  * thread): one bit of the mask is kept for it. */
 #define ENG_MAX_WORKERS (MT_CORES_MAX - 1)
-#define ENG_RING_SIZE 8192u      /* items per ring */
 #define ENG_POLL_BATCH 256u
 #define ENG_INBOX_BATCH 256u
 #define ENG_MSG_POOL_SIZE 512u   /* messages up to this many bytes come from the pool */
