@@ -279,10 +279,13 @@ struct eng_client {
 	struct eng_client *dack_next;
 	/* Session move (eng_xfer.c). New core: the move not finished yet (xfer, pinned by it),
 	 * then the epoch before which direct deliveries came forwarded instead (min_epoch).
-	 * Old core, CS_MOVED: the session that gets what this one still matches. */
+	 * Old core, CS_MOVED: the session that gets what this one still matches, and the
+	 * outgoing move whose end waits for the incoming one's (end_after_xfer, see
+	 * eng_xfer_fence). */
 	struct eng_xfer *xfer;
 	uint64_t min_epoch;
 	struct eng_client *fwd_to;
+	struct eng_xfer *end_after_xfer;
 	uint16_t fwd_core;
 	struct eng_client *hnext; /* worker's client id table chain */
 	struct eng_client *prev, *next; /* worker's list of clients */

@@ -41,7 +41,8 @@
  * Costs: two extra loads of route_epoch per routed message (a line written only at moves),
  * one check per direct match of a session that moved; per move 2 x workers ring items.
  * A chain of moves composes: a forwarder that is itself forwarded to applies its own filter
- * first. Limits: QoS 0 forwarded before N has its claim answer is dropped like QoS 0 for an
+ * first, and ends only after the move that brought the session to it has ended (its
+ * predecessor forwards late, after the fence acks). Limits: QoS 0 forwarded before N has its claim answer is dropped like QoS 0 for an
  * offline session; per-publisher order may differ between the forwarded and the direct copies
  * around the move.
  */
@@ -129,6 +130,18 @@ void eng_xfer_move(struct tachyon *e, struct eng_xfer *xf)
 	}
 }
 
+/* Old core: the forwarder has passed on its last message; the new core gets RI_FWD_END. */
+static void fwd_finish(struct eng_worker *w, struct eng_xfer *xf)
+{
+	struct eng_client *old = xf->old;
+	struct eng_ritem it = {.type = RI_FWD_END, .p = xf};
+
+	mt_local_drop_session(w->local, old);
+	old->state = CS_GONE;
+	eng_post(w->eng, w->id, xf->new_core, &it, false);
+	eng_client_put(old); /* xf is the new core's from here */
+}
+
 /* RI_FENCE on any worker, RI_FENCE_ACK on the old core. */
 void eng_xfer_fence(struct eng_worker *w, struct eng_xfer *xf)
 {
@@ -141,26 +154,35 @@ void eng_xfer_fence(struct eng_worker *w, struct eng_xfer *xf)
 	}
 	if (++xf->acks < e->nworkers)
 		return;
-	/* every core routes past the move: the forwarder has matched its last message */
-	struct eng_client *old = xf->old;
-	struct eng_ritem it = {.type = RI_FWD_END, .p = xf};
-	mt_local_drop_session(w->local, old);
-	old->state = CS_GONE;
-	eng_post(e, w->id, xf->new_core, &it, false);
-	eng_client_put(old); /* xf is the new core's from here */
+	/* Every core routes past the move: nothing routed reaches the forwarder any more. But
+	 * when the session came here by a move that has not ended (a chain: P -> here -> N),
+	 * P's forwarder still passes on messages routed before that move, and they come after
+	 * any fence ack (P forwards what it drains from other cores' rings, later): this
+	 * forwarder must pass them on too, so it ends with the incoming move (eng_xfer_end).
+	 * Ending it here lost them: they were delivered to a session already gone. */
+	if (xf->old->xfer) {
+		xf->old->end_after_xfer = xf;
+		return;
+	}
+	fwd_finish(w, xf);
 }
 
 /* New core: the old core forwards nothing more. */
 void eng_xfer_end(struct eng_worker *w, struct eng_xfer *xf)
 {
 	struct eng_client *c = xf->client;
-	(void)w;
 
 	/* relaxed: set before the fences that led here */
 	c->min_epoch = atomic_load_explicit(&xf->epoch, memory_order_relaxed);
 	if (c->xfer == xf)
 		c->xfer = NULL;
 	free(xf);
+	if (c->end_after_xfer) {
+		/* c forwards to a later core and waited for this end (eng_xfer_fence) */
+		struct eng_xfer *out = c->end_after_xfer;
+		c->end_after_xfer = NULL;
+		fwd_finish(w, out);
+	}
 	eng_client_unpin(c);
 }
 
@@ -209,6 +231,11 @@ void eng_xfer_fwd_in(struct eng_worker *w, const struct eng_ritem *it)
 		/* the session's own publish, come back through the old core */
 	} else if (c->state == CS_MOVED) {
 		eng_xfer_forward(c, m, q->qos, q->retain, q->ids, q->nids, it->a);
+	} else if (c->state == CS_GONE) {
+		/* the fences (and eng_xfer_fence's wait) rule this out; were it to happen, it
+		 * would be a loss: say so */
+		ENG_ERR("client '%s': a forwarded message reached a session that is gone",
+			c->client_id);
 	} else {
 		eng_deliver(c, m, q->qos, q->retain, q->ids, q->nids);
 	}
