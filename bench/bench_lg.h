@@ -31,6 +31,7 @@
 /* Payload header carried by every message (little-endian, at the start of the payload). */
 #define LG_MAGIC 0x4c47544eu /* "NTGL" */
 #define LG_PAYLOAD_MIN 24u   /* magic u32, publisher id u32, seq u64, send time ns u64 */
+#define LG_SYS_PRIME_S 5.0 /* idle --sys-topic: longest wait for the figure from before the load */
 
 enum lg_topo {
 	LG_TOPO_PAIRS = 0,  /* publisher i -> topic i -> subscriber i */
@@ -249,6 +250,16 @@ struct lg_run {
 	 * hold (longer than the interval) would have brought a newer one.
 	 */
 	struct lg_conn *sys_conn;
+	/*
+	 * The watcher connects alone and the others wait until its first value is in (sys_gate,
+	 * released by main once sys_primed, which thread 0 releases at that value, or after
+	 * LG_SYS_PRIME_S without one: then sys_late and no broker figure is reported), so that
+	 * value is the broker's before any of the load. Connection times count from t_open.
+	 */
+	_Atomic bool sys_primed;
+	_Atomic bool sys_gate;
+	bool sys_late;
+	_Atomic uint64_t t_open;
 	uint64_t sys_count;
 	double sys_first;
 	double sys_last;

@@ -509,8 +509,11 @@ static int sys_publish(struct lg_conn *c, const struct eng_packet *pkt, uint64_t
 		lg_fail(run, "'%s': payload '%s' is not a number", run->cfg.sys_topic, txt);
 		return -1;
 	}
-	if (!run->sys_count++)
+	if (!run->sys_count++) {
 		run->sys_first = v;
+		/* pairs with the acquire load in drive(): the others may connect now */
+		atomic_store_explicit(&run->sys_primed, true, memory_order_release);
+	}
 	run->sys_last = v;
 	run->t_sys_last = now;
 	return 0;
@@ -734,13 +737,28 @@ static void ping_all(struct lg_thread *th, uint64_t now)
 /* Storm / idle: opens what the concurrency and rate limits allow. */
 static int open_paced(struct lg_thread *th, uint64_t now, uint64_t t0, uint64_t *next_due)
 {
-	const struct lg_cfg *cfg = &th->run->cfg;
+	struct lg_run *run = th->run;
+	const struct lg_cfg *cfg = &run->cfg;
 	uint32_t conc = cfg->concurrency / cfg->threads;
 	double rate = cfg->connect_rate / cfg->threads;
 	uint32_t allowed = th->nconns;
 
 	if (conc < 1)
 		conc = 1;
+	if (run->sys_conn) {
+		/* pairs with the release store in drive(), which wrote t_open before it */
+		if (!atomic_load_explicit(&run->sys_gate, memory_order_acquire)) {
+			/* only the watcher until its first value is in (struct lg_run) */
+			if (th->next_open == 0 && th->nconns && th->conns[0] == run->sys_conn) {
+				if (conn_open(th, run->sys_conn, now))
+					return -1;
+				th->next_open = 1;
+				th->pending++;
+			}
+			return 0;
+		}
+		t0 = atomic_load_explicit(&run->t_open, memory_order_relaxed);
+	}
 	if (rate > 0) {
 		uint64_t a = (uint64_t)((double)(now - t0) * rate / 1e9) + 1;
 		allowed = a < th->nconns ? (uint32_t)a : th->nconns;

@@ -227,7 +227,7 @@ static double per_conn_kib(const struct lg_run *run, uint64_t before, uint64_t a
 /* The last --sys-topic value describes the connected state (see struct lg_run). */
 static bool sys_fresh(const struct lg_run *run)
 {
-	return run->sys_count > 1 && run->t_sys_last > run->t_connected;
+	return !run->sys_late && run->sys_count > 1 && run->t_sys_last > run->t_connected;
 }
 
 /*

@@ -554,6 +554,12 @@ static int wait_until(struct lg_run *run, uint64_t until, uint64_t hard,
 	}
 }
 
+static bool sys_primed(struct lg_run *run)
+{
+	/* pairs with the release store in sys_publish(): sys_first is written */
+	return atomic_load_explicit(&run->sys_primed, memory_order_acquire);
+}
+
 static bool all_ready(struct lg_run *run)
 {
 	return SUM(run, W_READY) == run->nconns;
@@ -594,6 +600,16 @@ static void drive(struct lg_run *run)
 	bool paced = cfg->topo == LG_TOPO_IDLE || cfg->topo == LG_TOPO_STORM;
 	int rc;
 
+	if (run->sys_conn) {
+		rc = wait_until(run, t0 + (uint64_t)(LG_SYS_PRIME_S * 1e9), hard, sys_primed);
+		if (rc < 0)
+			return;
+		run->sys_late = rc > 0; /* no figure from before the load: none is reported */
+		t0 = lg_now_ns();
+		atomic_store_explicit(&run->t_open, t0, memory_order_relaxed);
+		/* pairs with the acquire load in open_paced() */
+		atomic_store_explicit(&run->sys_gate, true, memory_order_release);
+	}
 	rc = wait_until(run, t0 + (uint64_t)(cfg->connect_timeout * 1e9), hard, all_ready);
 	if (rc > 0)
 		lg_fail(run, "only %llu of %u connections were ready after %.1f s",

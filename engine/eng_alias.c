@@ -19,24 +19,15 @@
  * Inbound. Each entry is NULL or a buffer: 2 bytes length, 2 bytes capacity, the topic.
  */
 struct eng_alias_in {
-	uint16_t max;
-	uint8_t *ent[]; /* [0..max], 0 unused */
+	uint16_t cap;   /* aliases 1..cap have an entry */
+	uint8_t *ent[]; /* [0..cap], 0 unused */
 };
-
-struct eng_alias_in *eng_alias_in_create(uint16_t max)
-{
-	struct eng_alias_in *t =
-		calloc(1, sizeof(struct eng_alias_in) + ((size_t)max + 1) * sizeof(uint8_t *));
-	if (t)
-		t->max = max;
-	return t;
-}
 
 void eng_alias_in_destroy(struct eng_alias_in *t)
 {
 	if (!t)
 		return;
-	for (uint32_t i = 0; i <= t->max; i++)
+	for (uint32_t i = 0; i <= t->cap; i++)
 		free(t->ent[i]);
 	free(t);
 }
@@ -52,12 +43,41 @@ static void put16(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)v;
 }
 
-int eng_alias_in_set(struct eng_alias_in *t, uint16_t alias, const uint8_t *topic, uint32_t len)
+/* Makes *tp cover alias: cap doubles from 4 up to max, so a client's table is remade at most a
+ * few times in its life and never holds much more than the aliases it uses. */
+static int in_reserve(struct eng_alias_in **tp, uint16_t max, uint16_t alias)
 {
-	uint8_t *e = t->ent[alias];
+	struct eng_alias_in *t = *tp;
+	uint32_t old = t ? t->cap : 0, cap = old ? old : 4;
 
+	if (alias <= old)
+		return 0;
+	while (cap < alias)
+		cap *= 2;
+	if (cap > max)
+		cap = max;
+	t = realloc(t, sizeof(*t) + ((size_t)cap + 1) * sizeof(uint8_t *));
+	if (!t)
+		return -ENOMEM;
+	uint32_t from = old ? old + 1 : 0; /* new entries (all of them in a new table) */
+	memset(&t->ent[from], 0, (cap + 1 - from) * sizeof(uint8_t *));
+	t->cap = (uint16_t)cap;
+	*tp = t;
+	return 0;
+}
+
+int eng_alias_in_set(struct eng_alias_in **tp, uint16_t max, uint16_t alias,
+		     const uint8_t *topic, uint32_t len)
+{
 	if (len > UINT16_MAX)
 		return -EINVAL; /* a topic is at most 65535 bytes: the codec never gives more */
+	if (alias == 0 || alias > max)
+		return -EINVAL;
+	if (in_reserve(tp, max, alias) != 0)
+		return -ENOMEM;
+
+	struct eng_alias_in *t = *tp;
+	uint8_t *e = t->ent[alias];
 	if (!e || get16(e + 2) < len) {
 		uint32_t cap = len < 32 ? 32 : len;
 		uint8_t *n = realloc(e, 4 + cap);
@@ -74,8 +94,10 @@ int eng_alias_in_set(struct eng_alias_in *t, uint16_t alias, const uint8_t *topi
 
 bool eng_alias_in_get(const struct eng_alias_in *t, uint16_t alias, struct eng_str *topic)
 {
-	const uint8_t *e = t->ent[alias];
+	if (!t || alias == 0 || alias > t->cap)
+		return false;
 
+	const uint8_t *e = t->ent[alias];
 	if (!e)
 		return false;
 	topic->p = e + 4;

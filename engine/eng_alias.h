@@ -2,10 +2,12 @@
 /*
  * MQTT 5 topic aliases of one connection, both directions. Engine-internal.
  *
- * Inbound (client -> broker): the client sets alias -> topic; the table has one entry per
- * alias the broker offered (topic_alias_maximum) and is allocated when the connection's
- * CONNECT is handled. An entry's buffer only grows, so a client that keeps re-setting its
- * aliases costs no allocation once its topics have been seen.
+ * Inbound (client -> broker): the client sets alias -> topic. The table is made by the first
+ * alias the client sets (a connection that never uses aliases, the common idle device, holds
+ * none) and covers aliases 1..cap, cap a power of two grown to the highest alias set so far
+ * (at most the topic_alias_maximum offered): a client using few aliases holds a small table.
+ * An entry's buffer only grows, so a client that keeps re-setting its aliases costs no
+ * allocation once its topics and alias numbers have been seen.
  *
  * Outbound (broker -> client): the broker picks aliases for the topics it sends, at most
  * min(client's Topic Alias Maximum, topic_alias_maximum_out) of them. Policy: new topics take
@@ -37,15 +39,16 @@ extern "C" {
 struct eng_alias_in;
 struct eng_alias_out;
 
-/* A table for aliases 1..max (max >= 1); NULL when out of memory. */
-struct eng_alias_in *eng_alias_in_create(uint16_t max);
+/* Frees the table (NULL: none made yet). */
 void eng_alias_in_destroy(struct eng_alias_in *t);
 
-/* Binds alias (1..max) to topic (copied). 0, or -ENOMEM (the old binding stays). */
-int eng_alias_in_set(struct eng_alias_in *t, uint16_t alias, const uint8_t *topic,
-		     uint32_t len);
+/* Binds alias (1..max, the maximum the broker offered) to topic (copied), making or growing
+ * *t as needed (*t NULL: no alias set yet). 0, or -ENOMEM (*t and the old binding stay). */
+int eng_alias_in_set(struct eng_alias_in **t, uint16_t max, uint16_t alias,
+		     const uint8_t *topic, uint32_t len);
 
-/* The topic bound to alias (a view valid until the next set of that alias), or false. */
+/* The topic bound to alias (a view valid until the next set of that alias), or false
+ * (t may be NULL: nothing set yet). */
 bool eng_alias_in_get(const struct eng_alias_in *t, uint16_t alias, struct eng_str *topic);
 
 /* A table for aliases 1..max (max >= 1); NULL when out of memory. */

@@ -125,16 +125,14 @@ static char *dupmem(const uint8_t *p, size_t len)
 	return s;
 }
 
-/* The connection's topic alias tables, made here so that PUBLISH never allocates them. */
+/* The outbound topic alias table, made here so that PUBLISH never allocates it. The inbound
+ * one is made by the first alias the client sets (eng_alias_in_set): most clients never do. */
 static int alias_tables(struct eng_client *c)
 {
 	const struct eng_config *cfg = &c->w->eng->cfg;
 	uint32_t out = c->alias_max_out < cfg->topic_alias_maximum_out
 			       ? c->alias_max_out : cfg->topic_alias_maximum_out;
 
-	if (cfg->topic_alias_maximum &&
-	    !(c->alias_in = eng_alias_in_create((uint16_t)cfg->topic_alias_maximum)))
-		return -ENOMEM;
 	if (out && !(c->alias_out = eng_alias_out_create((uint16_t)out)))
 		return -ENOMEM;
 	return 0;

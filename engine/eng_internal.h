@@ -211,12 +211,15 @@ struct eng_client {
 	bool id_assigned;     /* MQTT 5 Assigned Client Identifier */
 	uint16_t keepalive;   /* seconds, as granted */
 	uint16_t ka_asked;    /* as the CONNECT asked */
+	uint16_t fwd_core;    /* CS_MOVED: the core of fwd_to (session move, below) */
 	uint32_t expiry_asked;
 	uint16_t recv_max;    /* client's Receive Maximum: our outbound window */
 	uint16_t alias_max_out; /* client's Topic Alias Maximum */
 	uint16_t next_pid;
 	uint16_t client_id_len;
 	uint16_t username_len;
+	uint8_t auth_method;  /* enhanced authentication: see auth_cl */
+	bool reauth_busy;     /* a re-authentication is in progress */
 	uint32_t max_packet_out;  /* client's Maximum Packet Size (0: protocol max) */
 	uint32_t session_expiry;  /* seconds; UINT32_MAX never */
 	uint32_t pending_ops;     /* control requests in flight that refer to this object */
@@ -224,6 +227,7 @@ struct eng_client {
 	uint32_t qos2_count;      /* inbound QoS 2 ids awaiting PUBREL */
 	uint32_t inflight;        /* outbound entries waiting for an ack */
 	uint32_t q_count;         /* outbound entries queued, not sent */
+	uint32_t will_delay;      /* Will Delay Interval, seconds (see will) */
 	uint64_t q_bytes;
 	uint64_t pid_seq;
 	uint64_t last_rx_ms;
@@ -240,7 +244,6 @@ struct eng_client {
 	uint64_t id_hash;          /* eng_hash(client_id): sticky shared groups, once per client */
 	char *username;
 	struct eng_msg *will;     /* owned reference */
-	uint32_t will_delay;
 	struct eng_timer t_conn;
 	struct eng_timer t_sess;
 	struct eng_timer t_retry;
@@ -248,15 +251,14 @@ struct eng_client {
 	struct eng_qent *inf_head, *inf_tail; /* sent, unacknowledged, in send order */
 	struct eng_qent *q_head, *q_tail;     /* not sent yet */
 	uint64_t *qos2_bits;      /* 65536-bit set of inbound QoS 2 ids, lazily allocated */
-	struct eng_alias_in *alias_in;   /* MQTT 5, from CONNECT: aliases the client set */
+	struct eng_alias_in *alias_in;   /* MQTT 5: aliases the client set, made by the first */
 	struct eng_alias_out *alias_out; /* MQTT 5, from CONNECT: aliases the broker set, or
 					  * NULL (then QoS 0 may be forwarded byte for byte) */
 	struct eng_acl_set *acl;  /* this client's rules (%u, %c substituted), NULL: allow all */
-	/* Enhanced authentication (eng_connect.c): the method of the CONNECT (index + 1 into
-	 * the engine's methods, 0: none), and the claim parked while the client owes an AUTH
-	 * (CS_AUTH during CONNECT, or a re-authentication on a live connection). */
-	uint8_t auth_method;
-	bool reauth_busy;         /* a re-authentication is in progress */
+	/* Enhanced authentication (eng_connect.c): auth_method (above: the method of the
+	 * CONNECT, index + 1 into the engine's methods, 0: none), and the claim parked while the
+	 * client owes an AUTH (CS_AUTH during CONNECT, or a re-authentication on a live
+	 * connection). */
 	struct eng_claim *auth_cl;
 	/* Back-pressure (eng_publish.c): this session's queue is at its limit (counted in its
 	 * worker's congested), and the acks this client's publishes wait for. */
@@ -286,10 +288,14 @@ struct eng_client {
 	uint64_t min_epoch;
 	struct eng_client *fwd_to;
 	struct eng_xfer *end_after_xfer;
-	uint16_t fwd_core;
 	struct eng_client *hnext; /* worker's client id table chain */
 	struct eng_client *prev, *next; /* worker's list of clients */
 };
+
+/* Every connection holds one: up to 512 bytes it takes jemalloc's 512-byte size class (issue
+ * #4, an idle connection under 1 KiB); one byte more takes the 640-byte class. State that few
+ * clients use belongs behind a pointer (like alias_in, qos2_bits, dack), not inline. */
+_Static_assert(sizeof(struct eng_client) <= 512, "struct eng_client grew past 512 bytes");
 
 /* ---------------------------------------------------------------------------------------------
  * Cross-core items (struct eng_ritem.type).

@@ -783,10 +783,11 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 		return refuse(c, ENG_RC_RETAIN_NOT_SUPPORTED, "retain is not available");
 	if (pub->props.present & ENG_PBIT(ENG_PROP_TOPIC_ALIAS)) {
 		uint16_t a = pub->props.topic_alias;
-		if (a == 0 || a > cfg->topic_alias_maximum || !c->alias_in)
+		if (a == 0 || a > cfg->topic_alias_maximum)
 			return refuse(c, ENG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
 		if (topic.len) {
-			if (eng_alias_in_set(c->alias_in, a, topic.p, topic.len) != 0)
+			if (eng_alias_in_set(&c->alias_in, (uint16_t)cfg->topic_alias_maximum, a,
+					     topic.p, topic.len) != 0)
 				return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
 		} else if (!eng_alias_in_get(c->alias_in, a, &topic)) {
 			return refuse(c, ENG_RC_PROTOCOL_ERROR, "unknown topic alias");

@@ -31,9 +31,11 @@ void eng_timer_cancel(struct eng_wheel *w, struct eng_timer *t)
 
 void eng_timer_arm(struct eng_wheel *w, struct eng_timer *t, uint64_t expires_ms)
 {
-	uint64_t tick = expires_ms / ENG_TICK_MS;
 	struct eng_timer **slot;
 
+	if (expires_ms > ENG_TIMER_MAX_MS)
+		expires_ms = ENG_TIMER_MAX_MS;
+	uint64_t tick = expires_ms / ENG_TICK_MS;
 	eng_timer_cancel(w, t);
 	if (tick < w->tick)
 		tick = w->tick;

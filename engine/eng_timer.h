@@ -12,6 +12,7 @@
 #ifndef ENG_TIMER_H
 #define ENG_TIMER_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,12 +23,17 @@ extern "C" {
 #define ENG_TICK_MS 50u
 #define ENG_WHEEL_SLOTS 1024u
 
+/* 24 bytes (every client holds three): expires_ms and kind share a word. */
+#define ENG_TIMER_MAX_MS ((UINT64_C(1) << 56) - 1) /* ~2 million years; later is clamped */
+
 struct eng_timer {
 	struct eng_timer *next;
 	struct eng_timer **pprev; /* NULL: not armed */
-	uint64_t expires_ms;
+	uint64_t expires_ms : 56;
 	uint8_t kind; /* the owner's business: which timer of the owner this is */
 };
+
+static_assert(sizeof(struct eng_timer) == 24, "kind shares the last word with expires_ms");
 
 struct eng_wheel {
 	uint64_t tick; /* next tick to process */

@@ -6,8 +6,15 @@
  * Receive: each ns_poll() reads at most rx_chunk bytes per readable connection into the
  * worker's receive arena and reports views into it; the arena is reused at the next poll
  * (level-triggered epoll brings back whatever was not read). Send: ns_send() copies into a
- * per-connection chain of chunks taken from a per-worker free list; ns_flush() writes each
+ * per-connection chain of chunks taken from per-worker free lists; ns_flush() writes each
  * dirty connection with one writev() and arms EPOLLOUT only when the socket is full.
+ *
+ * Memory: an idle connection holds no buffer, only its struct kconn (allocated in blocks).
+ * Chunks come in two sizes: a write that starts an empty queue and fits KCHUNK_SMALL takes a
+ * small chunk, anything else a big one. Most writes are acks, CONNACKs, PINGRESPs and small
+ * publishes that leave at the next flush, and a burst of them (thousands of CONNACKs or
+ * PINGRESPs in one poll) then touches a few hundred bytes per connection instead of a 16 KiB
+ * chunk each, which the free list would keep resident afterwards.
  *
  * Connection life: OPEN -> (ns_close graceful with output queued) CLOSING -> (queue drained,
  * shutdown(SHUT_WR)) LINGER -> DEAD. LINGER discards input until the peer closes, so the last
@@ -30,8 +37,9 @@
 
 #include "ns_internal.h"
 
-#define KCHUNK_SIZE (16 * 1024 - 32)
-#define KCHUNK_FREE_MAX 1024 /* chunks kept per worker; more go back to the allocator */
+#define KCHUNK_BIG 16384     /* bytes per big chunk, header included (an allocator size class) */
+#define KCHUNK_SMALL 512     /* the same for a small chunk */
+#define KCHUNK_FREE_MAX 1024 /* chunks of each size kept per worker; more are freed */
 #define KEPOLL_BATCH 256
 #define KCONN_BLOCK 256
 #define KIOV_MAX 64
@@ -41,8 +49,11 @@ struct kchunk {
 	struct kchunk *next;
 	uint32_t off; /* first byte not yet sent */
 	uint32_t len; /* bytes stored */
-	uint8_t data[KCHUNK_SIZE];
+	uint32_t cap; /* bytes data[] holds: KCHUNK_SMALL or KCHUNK_BIG less the header */
+	uint8_t data[];
 };
+
+#define KCHUNK_CAP(size) ((uint32_t)((size) - offsetof(struct kchunk, data)))
 
 enum kstate {
 	KS_OPEN,
@@ -93,8 +104,8 @@ struct kworker {
 	struct kconn *free_conns;
 	void **blocks; /* connection blocks, for destroy */
 	size_t nblocks;
-	struct kchunk *free_chunks;
-	unsigned nfree_chunks;
+	struct kchunk *free_chunks[2]; /* [0] small, [1] big */
+	unsigned nfree_chunks[2];
 };
 
 static struct kworker *kw(struct ns_worker *w)
@@ -107,16 +118,17 @@ static struct kconn *kc(struct ns_conn *c)
 	return (struct kconn *)c;
 }
 
-static struct kchunk *chunk_get(struct kworker *w)
+static struct kchunk *chunk_get(struct kworker *w, bool big)
 {
-	struct kchunk *ch = w->free_chunks;
+	struct kchunk *ch = w->free_chunks[big];
 	if (ch) {
-		w->free_chunks = ch->next;
-		w->nfree_chunks--;
+		w->free_chunks[big] = ch->next;
+		w->nfree_chunks[big]--;
 	} else {
-		ch = malloc(sizeof(*ch));
+		ch = malloc(big ? KCHUNK_BIG : KCHUNK_SMALL);
 		if (!ch)
 			return NULL;
+		ch->cap = KCHUNK_CAP(big ? KCHUNK_BIG : KCHUNK_SMALL);
 	}
 	ch->next = NULL;
 	ch->off = 0;
@@ -126,13 +138,14 @@ static struct kchunk *chunk_get(struct kworker *w)
 
 static void chunk_put(struct kworker *w, struct kchunk *ch)
 {
-	if (w->nfree_chunks >= KCHUNK_FREE_MAX) {
+	bool big = ch->cap > KCHUNK_CAP(KCHUNK_SMALL);
+	if (w->nfree_chunks[big] >= KCHUNK_FREE_MAX) {
 		free(ch);
 		return;
 	}
-	ch->next = w->free_chunks;
-	w->free_chunks = ch;
-	w->nfree_chunks++;
+	ch->next = w->free_chunks[big];
+	w->free_chunks[big] = ch;
+	w->nfree_chunks[big]++;
 }
 
 static void drop_output(struct kworker *w, struct kconn *c)
@@ -462,8 +475,9 @@ static int k_send(struct ns_conn *base, const struct iovec *iov, unsigned iovcnt
 		size_t len = iov[i].iov_len;
 		while (len) {
 			struct kchunk *t = c->tail;
-			if (!t || t->len == KCHUNK_SIZE) {
-				t = chunk_get(w);
+			if (!t || t->len == t->cap) {
+				/* small only for a write that fits one into an empty queue */
+				t = chunk_get(w, c->tail || total > KCHUNK_CAP(KCHUNK_SMALL));
 				if (!t) {
 					/* out of memory on the data path: the connection cannot continue */
 					conn_dead(w, c, -ENOMEM);
@@ -475,7 +489,7 @@ static int k_send(struct ns_conn *base, const struct iovec *iov, unsigned iovcnt
 					c->head = t;
 				c->tail = t;
 			}
-			size_t take = KCHUNK_SIZE - t->len;
+			size_t take = t->cap - t->len;
 			if (take > len)
 				take = len;
 			memcpy(t->data + t->len, src, take);
@@ -561,11 +575,12 @@ static void k_destroy(struct ns_transport *t)
 			continue;
 		while (w->live)
 			conn_dead(w, w->live, 0);
-		while (w->free_chunks) {
-			struct kchunk *ch = w->free_chunks;
-			w->free_chunks = ch->next;
-			free(ch);
-		}
+		for (int big = 0; big < 2; big++)
+			while (w->free_chunks[big]) {
+				struct kchunk *ch = w->free_chunks[big];
+				w->free_chunks[big] = ch->next;
+				free(ch);
+			}
 		for (size_t b = 0; b < w->nblocks; b++)
 			free(w->blocks[b]);
 		free(w->blocks);

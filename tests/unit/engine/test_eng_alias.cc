@@ -5,6 +5,7 @@
 // commit). The inbound table keeps the latest binding per alias.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <string>
@@ -130,23 +131,57 @@ TEST(EngAliasOut, MatchesBruteForceModel)
 
 TEST(EngAliasIn, KeepsTheLatestBinding)
 {
-	struct eng_alias_in *t = eng_alias_in_create(3);
-	ASSERT_NE(t, nullptr);
+	struct eng_alias_in *t = nullptr; // made by the first set
 	struct eng_str s;
 	EXPECT_FALSE(eng_alias_in_get(t, 1, &s));
 	std::string a = "short", b(300, 'b'), c = "c";
-	ASSERT_EQ(eng_alias_in_set(t, 1, bytes(a), (uint32_t)a.size()), 0);
-	ASSERT_EQ(eng_alias_in_set(t, 3, bytes(b), (uint32_t)b.size()), 0);
+	ASSERT_EQ(eng_alias_in_set(&t, 3, 1, bytes(a), (uint32_t)a.size()), 0);
+	ASSERT_NE(t, nullptr);
+	ASSERT_EQ(eng_alias_in_set(&t, 3, 3, bytes(b), (uint32_t)b.size()), 0);
 	ASSERT_TRUE(eng_alias_in_get(t, 1, &s));
 	EXPECT_EQ(std::string(reinterpret_cast<const char *>(s.p), s.len), a);
 	ASSERT_TRUE(eng_alias_in_get(t, 3, &s));
 	EXPECT_EQ(std::string(reinterpret_cast<const char *>(s.p), s.len), b);
-	ASSERT_EQ(eng_alias_in_set(t, 3, bytes(c), 1), 0); // shorter: reuses the buffer
+	ASSERT_EQ(eng_alias_in_set(&t, 3, 3, bytes(c), 1), 0); // shorter: reuses the buffer
 	ASSERT_TRUE(eng_alias_in_get(t, 3, &s));
 	EXPECT_EQ(std::string(reinterpret_cast<const char *>(s.p), s.len), c);
-	ASSERT_EQ(eng_alias_in_set(t, 1, bytes(b), (uint32_t)b.size()), 0); // longer: grows
+	ASSERT_EQ(eng_alias_in_set(&t, 3, 1, bytes(b), (uint32_t)b.size()), 0); // longer: grows
 	ASSERT_TRUE(eng_alias_in_get(t, 1, &s));
 	EXPECT_EQ(std::string(reinterpret_cast<const char *>(s.p), s.len), b);
 	EXPECT_FALSE(eng_alias_in_get(t, 2, &s));
+	EXPECT_FALSE(eng_alias_in_get(t, 4, &s)); // beyond the table
+	EXPECT_EQ(eng_alias_in_set(&t, 3, 4, bytes(a), 1), -EINVAL); // beyond the maximum
+	EXPECT_EQ(eng_alias_in_set(&t, 3, 0, bytes(a), 1), -EINVAL);
 	eng_alias_in_destroy(t);
+	eng_alias_in_destroy(nullptr);
+}
+
+// The table grows with the highest alias set (in any order, up to the maximum) and keeps every
+// binding across its growth: checked against a map after each step.
+TEST(EngAliasIn, GrowsAndKeepsBindingsAgainstAModel)
+{
+	for (unsigned max : {1u, 3u, 4u, 5u, 64u, 1000u, 65535u}) {
+		std::mt19937 rng(max);
+		std::vector<std::string> model(max + 1);
+		struct eng_alias_in *t = nullptr;
+		for (int step = 0; step < 400; step++) {
+			uint16_t alias = (uint16_t)(1 + rng() % (step % 7 ? (max < 8 ? max : 8) : max));
+			std::string topic = "t/" + std::to_string(rng() % 50);
+			ASSERT_EQ(eng_alias_in_set(&t, (uint16_t)max, alias, bytes(topic),
+						   (uint32_t)topic.size()),
+				  0);
+			model[alias] = topic;
+			for (unsigned i = 1; i <= max && i <= 2000; i++) {
+				struct eng_str s;
+				bool got = eng_alias_in_get(t, (uint16_t)i, &s);
+				ASSERT_EQ(got, !model[i].empty()) << "max " << max << " alias " << i;
+				if (got) {
+					ASSERT_EQ(std::string(reinterpret_cast<const char *>(s.p),
+							      s.len),
+						  model[i]);
+				}
+			}
+		}
+		eng_alias_in_destroy(t);
+	}
 }

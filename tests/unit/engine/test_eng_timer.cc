@@ -110,3 +110,30 @@ TEST(EngTimer, CallbackMayRearm)
 	}
 	EXPECT_EQ(r.count, 5);
 }
+
+// Deadlines past what the timer stores (56 bits of ms) are clamped to the latest one, never
+// wrapped into an early one; the kind sharing the word is left alone.
+TEST(EngTimer, FarDeadlineIsClampedNotWrapped)
+{
+	struct eng_wheel w;
+	struct eng_timer a = {}, b = {};
+	Rec rec;
+	eng_wheel_init(&w, 1000);
+	a.kind = 0xA5;
+	b.kind = 0x5A;
+	eng_timer_arm(&w, &a, UINT64_MAX);
+	eng_timer_arm(&w, &b, (UINT64_C(1) << 56) + 2000); // would wrap to 2000
+	EXPECT_EQ(a.kind, 0xA5);
+	EXPECT_EQ(b.kind, 0x5A);
+	EXPECT_EQ(static_cast<uint64_t>(a.expires_ms), ENG_TIMER_MAX_MS);
+	EXPECT_EQ(static_cast<uint64_t>(b.expires_ms), ENG_TIMER_MAX_MS);
+	for (uint64_t now = 1000; now <= 1000 + 70000; now += 10) {
+		rec.now = now;
+		eng_wheel_run(&w, now, on_fire, &rec);
+	}
+	EXPECT_TRUE(rec.fired.empty());
+	EXPECT_EQ(w.armed, 2u);
+	eng_timer_cancel(&w, &a);
+	eng_timer_cancel(&w, &b);
+	EXPECT_EQ(w.armed, 0u);
+}

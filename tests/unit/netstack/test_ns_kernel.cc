@@ -156,6 +156,63 @@ TEST(NsKernel, LargeTransferByteExact)
 	close(fd);
 }
 
+// Writes of every size around the transport's two chunk sizes (a small first chunk for a small
+// write into an empty queue, big ones after it), queued back to back between flushes and
+// several per flush, arrive byte for byte and in order.
+TEST(NsKernel, MixedWriteSizesByteExact)
+{
+	Server s;
+	int fd = connect_to(ns_port(s.t));
+	ns_event acc = wait_for(s.w(), [](const ns_event &e) { return e.type == NS_EV_ACCEPT; });
+	const size_t sizes[] = {1, 2, 31, 200, 480, 491, 492, 493, 511, 512, 1000, 4000, 16363,
+				16364, 16365, 40000};
+	std::string want;
+	std::string got;
+	size_t total = 0;
+	for (size_t a : sizes)
+		for (size_t b : sizes)
+			total += a + b + 1;
+	std::thread reader([&] { got = read_all(fd, total); });
+	uint32_t k = 0;
+	for (size_t a : sizes) {
+		for (size_t b : sizes) {
+			// two writes (one of two pieces) into one queue, then sometimes a flush
+			std::string x(a, '\0'), y(b, '\0');
+			for (char &ch : x)
+				ch = static_cast<char>(k++ * 151 >> 3);
+			for (char &ch : y)
+				ch = static_cast<char>(k++ * 151 >> 3);
+			std::string z(1, static_cast<char>(k++));
+			iovec v1{&x[0], x.size()};
+			iovec v2[2] = {{&y[0], y.size()}, {&z[0], 1}};
+			ASSERT_EQ(ns_send(acc.conn, &v1, 1), 0);
+			ASSERT_EQ(ns_send(acc.conn, v2, 2), 0);
+			want += x + y + z;
+			if (k % 3 == 0 || ns_conn_pending(acc.conn) > 200000) {
+				ns_flush(s.w());
+				auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+				while (ns_conn_pending(acc.conn) > 200000 &&
+				       std::chrono::steady_clock::now() < end) {
+					ns_event ev[16];
+					ns_poll(s.w(), ev, 16, 5);
+					ns_flush(s.w());
+				}
+			}
+		}
+	}
+	auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+	do {
+		ns_flush(s.w());
+		ns_event ev[16];
+		ns_poll(s.w(), ev, 16, 5);
+	} while (ns_conn_pending(acc.conn) && std::chrono::steady_clock::now() < end);
+	reader.join();
+	ASSERT_EQ(want.size(), total);
+	ASSERT_EQ(got.size(), want.size());
+	EXPECT_TRUE(got == want);
+	close(fd);
+}
+
 TEST(NsKernel, BackPressureThenWritable)
 {
 	Server s(1, 64 * 1024);
