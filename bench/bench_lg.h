@@ -5,8 +5,11 @@
  *   bench_loadgen.c     options, the run's phases (connect, publish, drain, stop), exit codes
  *   bench_lg_scen.c     topologies: who publishes where, who subscribes to what, who expects
  *                       which publishers; connection set-up and thread assignment
- *   bench_lg_conn.c     the per-thread epoll engine: connection state machine, incremental
+ *   bench_lg_conn.c     the per-thread loop and the connection state machine: incremental
  *                       receive with eng_decode, batched writes, QoS 1/2 handshakes
+ *   bench_lg_tp_kernel.c  transport: kernel TCP sockets under one epoll set per thread
+ *   bench_lg_tp_ns.c    transport: Tachyon's own TCP/IP stack (netstack) on a DPDK port,
+ *                       no kernel on the data path (bench_lg_tp_ns_none.c without DPDK)
  *   bench_lg_report.c   totals, per-publisher loss/dup/reorder, JSON and the human summary
  *   bench_lg_hist.[ch]  the latency histogram
  *   bench_lg_seq.[ch]   per-publisher sequence tracking
@@ -15,6 +18,12 @@
  * each worker thread (struct lg_thread) owns its connections and everything in them; nothing
  * of a connection is touched by another thread except the counters published with relaxed
  * atomics for the watcher, and the shared-subscription bitmaps (bench_lg_seq.h).
+ *
+ * Transports: the MQTT and measurement logic (bench_lg_conn.c) is written once over struct
+ * lg_transport, which moves bytes between a connection's buffers and a TCP connection and
+ * reports what happened through the lg_conn_* calls below. The kernel transport reads into
+ * the connection's receive buffer itself; the netstack one gets zero-copy views from the
+ * stack and copies them in (lg_conn_input).
  */
 #ifndef BENCH_LG_H
 #define BENCH_LG_H
@@ -70,6 +79,10 @@ enum lg_cstate {
 /* Options, fixed before the threads start. */
 struct lg_cfg {
 	char host[256];
+	/* netstack transport (--dpdk-args): EAL arguments and our first address "A.B.C.D/LEN" */
+	char dpdk_args[1024];
+	char ns_ip[64];
+	double wait_peer; /* netstack: after the run, wait this long for the link to go down */
 	char port[16];
 	int topo;	  /* enum lg_topo */
 	uint8_t version;  /* ENG_V311 or ENG_V5 */
@@ -112,11 +125,12 @@ struct lg_slot {
 	uint8_t state; /* 1: PUBACK/PUBREC awaited, 2: PUBCOMP awaited */
 };
 
+struct ns_conn;
+
 struct lg_conn {
-	int fd;
 	uint8_t role;  /* enum lg_role */
 	uint8_t state; /* enum lg_cstate */
-	bool epollout; /* EPOLLOUT is armed */
+	bool blocked;  /* the transport refused output; lg_conn_writable() follows */
 	bool dirty;    /* on its thread's dirty list: output queued since the last flush pass */
 	bool done;     /* publisher: finished sending and every handshake completed */
 	uint32_t idx;  /* index within its role (publisher id, subscriber id, idle number) */
@@ -157,6 +171,19 @@ struct lg_conn {
 
 	/* idle */
 	uint8_t ping; /* hold phase: 0 PINGREQ not sent yet, 1 sent, 2 PINGRESP received */
+
+	/* The transport's handle; only the transport in use touches its member. */
+	union {
+		struct {
+			int fd;
+			bool epollout; /* EPOLLOUT is armed */
+		} k;
+		struct {
+			struct ns_conn *conn; /* NULL: not open, or its CLOSED was reported */
+			uint16_t stack;	      /* which of the thread's stacks (source address) */
+			bool paused;	      /* receive paused: no room for a full rx_chunk */
+		} ns;
+	} tp;
 };
 
 /* Per-thread results, merged by the main thread after the join. */
@@ -179,7 +206,7 @@ struct lg_run;
 
 struct lg_thread {
 	int id;
-	int ep;
+	void *tp; /* the transport's per-thread state (thread_init .. thread_fini) */
 	struct lg_run *run;
 	struct lg_conn **conns; /* owned by the run; this thread's share */
 	uint32_t nconns;
@@ -210,8 +237,12 @@ struct lg_thread {
 	_Atomic int w_exited;
 };
 
+struct lg_transport;
+
 struct lg_run {
 	struct lg_cfg cfg;
+	const struct lg_transport *tp;
+	void *tp_ctx; /* the transport's process-wide state (setup .. teardown) */
 	_Atomic int phase;	  /* enum lg_phase; written by main (release), read by workers */
 	_Atomic uint64_t t_start; /* publish phase start (ns); set before phase goes PUBLISH */
 	_Atomic int failed;	  /* first error wins (see lg_fail) */
@@ -278,6 +309,54 @@ int lg_topo_parse(const char *s);
 /* ---- bench_lg_conn.c ---- */
 /* Worker thread body; arg is its struct lg_thread. */
 void *lg_thread_main(void *arg);
+
+/*
+ * What a transport reports, from the thread owning c. Each returns 0, or -1 when the run
+ * failed (lg_fail was called; the transport stops dispatching).
+ */
+/* The TCP connection is established: CONNECT goes out. */
+int lg_conn_established(struct lg_conn *c, uint64_t now);
+/* The transport appended bytes to c->in (in_len grew): decode them. */
+int lg_conn_decode(struct lg_conn *c, uint64_t now);
+/* Bytes received as a view (borrowed for the call): copied into c->in and decoded. */
+int lg_conn_input(struct lg_conn *c, const uint8_t *data, uint32_t len, uint64_t now);
+/* Output refused earlier can go now: flush, then answer packets held for lack of room. */
+int lg_conn_writable(struct lg_conn *c, uint64_t now);
+/* The connection is gone (err 0: orderly close by the peer, else -errno). A failure unless
+ * the run is stopping. */
+int lg_conn_lost(struct lg_conn *c, int err);
+/* "publisher", "subscriber" or "connection", for messages. */
+const char *lg_conn_role(const struct lg_conn *c);
+
+/* ---- transports (bench_lg_tp_*.c) ---- */
+/*
+ * Threading: setup and teardown run on the main thread before the workers start and after
+ * they joined; everything else runs on the thread owning the connection or thread. Calls
+ * returning int give 0, or -1 after lg_fail().
+ */
+struct lg_transport {
+	const char *name;
+	/* Process-wide set-up (devices, pools); -errno with a message in err. */
+	int (*setup)(struct lg_run *run, char *err, size_t errlen);
+	void (*teardown)(struct lg_run *run);
+	int (*thread_init)(struct lg_thread *th);
+	/* Closes what is still open (after close() on each live connection) and frees. */
+	void (*thread_fini)(struct lg_thread *th);
+	/* Starts c's TCP connection; lg_conn_established() or lg_conn_lost() follows. */
+	int (*open)(struct lg_thread *th, struct lg_conn *c);
+	/* Takes up to len bytes: returns how many (> 0), 0 when it takes none now (then
+	 * lg_conn_writable() follows), or -1. The bytes may leave only at flush(). */
+	int (*send)(struct lg_conn *c, const uint8_t *p, uint32_t len);
+	/* End of a loop iteration: transmit what send() took. */
+	void (*flush)(struct lg_thread *th);
+	/* Waits up to timeout_ns for something to happen and reports it through lg_conn_*. */
+	int (*poll)(struct lg_thread *th, uint64_t timeout_ns);
+	/* Closes c (graceful: what was sent goes out first); nothing is reported after. */
+	void (*close)(struct lg_conn *c, bool graceful);
+};
+
+extern const struct lg_transport lg_tp_kernel;
+extern const struct lg_transport lg_tp_ns; /* setup fails with -ENOTSUP without DPDK */
 
 /* ---- bench_lg_report.c ---- */
 /* Writes the result (JSON to stdout or cfg.json_path, summary to stderr); returns the exit code. */

@@ -64,7 +64,6 @@ static uint32_t publish_size(const struct lg_cfg *cfg, size_t topic_len)
 
 static int conn_alloc(struct lg_conn *c, uint32_t in_cap, uint32_t out_cap)
 {
-	c->fd = -1;
 	c->in = malloc(in_cap);
 	c->out = malloc(out_cap);
 	if (!c->in || !c->out)
@@ -239,7 +238,6 @@ int lg_scen_setup(struct lg_run *run)
 		struct lg_thread *th = &run->th[t];
 		th->id = (int)t;
 		th->run = run;
-		th->ep = -1;
 		uint32_t share = run->nconns / cfg->threads + 1;
 		th->conns = calloc(share, sizeof(*th->conns));
 		th->pubs = calloc(share, sizeof(*th->pubs));

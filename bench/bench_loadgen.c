@@ -3,7 +3,9 @@
  * bench_loadgen: the MQTT load generator of the side-by-side benchmark suite.
  *
  * Drives any MQTT 3.1.1 or 5.0 broker on a host:port with many connections across threads
- * (epoll), in one of the topologies of bench_lg_scen.c, at QoS 0, 1 or 2 with full handshakes,
+ * (kernel sockets with epoll; or, with --dpdk-args, Tachyon's own TCP/IP stack on a DPDK
+ * net_memif/net_ring port, for kernel-free runs against tachyond --backend dpdk), in one of
+ * the topologies of bench_lg_scen.c, at QoS 0, 1 or 2 with full handshakes,
  * at a fixed total rate or as fast as the broker takes it; or opens many connections to
  * measure connects per second (storm) and memory per idle connection (idle, with --pid).
  * Every payload carries publisher id, sequence number and send time; subscribers report
@@ -97,6 +99,17 @@ static void usage(FILE *f)
 		"      --src-ips N          bind sources 127.0.0.1..N for >28k connections (IPv4)\n"
 		"      --src-base A.B.C.D   first source address for --src-ips (default 127.0.0.1;\n"
 		"                           10.x.y.z with --netns-local)\n"
+		"      --dpdk-args \"EAL\"   netstack transport: Tachyon's TCP/IP stack on the\n"
+		"                           first DPDK port of these EAL arguments, which must be\n"
+		"                           a net_memif or net_ring device; one queue pair per\n"
+		"                           thread (the broker then runs as many workers)\n"
+		"      --ip A.B.C.D/LEN     netstack: our address (--src-ips N: N addresses from\n"
+		"                           it, one stack each, for >28k connections); --host is\n"
+		"                           then the broker's address on that link\n"
+		"      --wait-peer S        netstack: after the run, keep the link up until the\n"
+		"                           broker's end goes down (at most S s; stop the broker\n"
+		"                           then: a DPDK 22.11 memif server whose client leaves\n"
+		"                           while it polls can crash)\n"
 		"      --keepalive S        MQTT keepalive (default 60)\n"
 		"      --pid PID            broker pid: its CPU time while publishing, its memory\n"
 		"                           per connection (idle)\n"
@@ -129,6 +142,9 @@ enum {
 	OPT_SYS,
 	OPT_TICK,
 	OPT_NETNS,
+	OPT_DPDK,
+	OPT_NSIP,
+	OPT_WAITPEER,
 };
 
 static const struct option long_opts[] = {
@@ -149,6 +165,9 @@ static const struct option long_opts[] = {
 	{"drain", required_argument, NULL, OPT_DRAIN},
 	{"tick", required_argument, NULL, OPT_TICK},
 	{"netns-local", no_argument, NULL, OPT_NETNS},
+	{"dpdk-args", required_argument, NULL, OPT_DPDK},
+	{"ip", required_argument, NULL, OPT_NSIP},
+	{"wait-peer", required_argument, NULL, OPT_WAITPEER},
 	{"deadline", required_argument, NULL, OPT_DEADLINE},
 	{"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
 	{"hold", required_argument, NULL, OPT_HOLD},
@@ -360,6 +379,15 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 		case OPT_DRAIN:
 			NUM_OPT(drain, 0, 3600, double);
 			break;
+		case OPT_DPDK:
+			snprintf(cfg->dpdk_args, sizeof(cfg->dpdk_args), "%s", optarg);
+			break;
+		case OPT_NSIP:
+			snprintf(cfg->ns_ip, sizeof(cfg->ns_ip), "%s", optarg);
+			break;
+		case OPT_WAITPEER:
+			NUM_OPT(wait_peer, 0, 3600, double);
+			break;
 		case OPT_NETNS:
 			cfg->netns_local = true;
 			break;
@@ -452,6 +480,15 @@ static int parse_args(int argc, char **argv, struct lg_cfg *cfg)
 					       cfg->hold + 30;
 	snprintf(cfg->run_id, sizeof(cfg->run_id), "%08lx",
 		 (unsigned long)((lg_now_ns() ^ ((uint64_t)getpid() << 20)) & 0xffffffffu));
+	if (cfg->dpdk_args[0] || cfg->ns_ip[0]) {
+		/* The netstack transport checks the device instead (bench_lg_tp_ns.c): only
+		 * links inside this host. */
+		if (!cfg->dpdk_args[0] || !cfg->ns_ip[0]) {
+			fprintf(stderr, "bench_loadgen: --dpdk-args and --ip go together\n");
+			return -EINVAL;
+		}
+		return 0;
+	}
 	return resolve(cfg);
 }
 
@@ -692,9 +729,17 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &run.cfg))
 		return 2;
+	run.tp = run.cfg.dpdk_args[0] ? &lg_tp_ns : &lg_tp_kernel;
 	rc = lg_scen_setup(&run);
 	if (rc) {
 		fprintf(stderr, "bench_loadgen: set-up failed: %s\n", strerror(-rc));
+		goto out_teardown;
+	}
+	char err[256] = "";
+	rc = run.tp->setup(&run, err, sizeof(err));
+	if (rc) {
+		lg_fail(&run, "%s transport: %s", run.tp->name, err);
+		lg_report_failure(&run);
 		goto out_teardown;
 	}
 	raise_nofile(run.nconns);
@@ -723,6 +768,7 @@ int main(int argc, char **argv)
 	} else {
 		code = lg_report(&run);
 	}
+	run.tp->teardown(&run);
 out_teardown:
 	lg_scen_teardown(&run);
 	return code;
