@@ -6,8 +6,13 @@
  *
  * Start-up (ns_dpdk_create): EAL from cfg->dpdk_args (split on spaces), the first ethdev port,
  * an mbuf pool, nq = min(workers, the device's queues) RX/TX queue pairs with symmetric RSS
- * where the device has it (ns_dport_configure), one stack per worker sharing one ISN/cookie
- * secret, the hand-off rings, then one gratuitous ARP (from worker 0).
+ * where the device has it (ns_dport_configure), the buffering in front of the RX queues sized
+ * to the connections (ns_dport_rx_depth: net_tap's kernel queue), one stack per worker sharing
+ * one ISN/cookie secret, the hand-off rings, then one gratuitous ARP (from worker 0).
+ *
+ * Counters: ns_dpdk_dump_stats() has them all; at shutdown every worker prints one line of
+ * what it carried and one of every place a frame or segment was dropped, and the port one of
+ * the device's drops and the mbufs in use (bench/run_netns and the tests read them).
  *
  * Several workers, without locks. Every TCP connection has one owner, the worker
  * ns_steer_owner(ns_rss_hash(4-tuple)) names (ns_steer.c); the hash is symmetric, so both
@@ -22,13 +27,15 @@
  * with the receiver. A worker without a queue of its own (workers > nq) transmits through a
  * single-producer ring that worker (idx % nq) drains into its TX queue.
  *
- * Data path, per worker: ns_poll() receives a burst and dispatches it, drains its hand-off
- * rings (and TX rings it serves), runs the stack's timers, collects events, sends pending
- * ACKs and transmits the TX buffer in bursts. With nothing to report it busy-polls until
- * timeout_ms, yielding the CPU briefly after a run of empty polls (a deliberate concession to
- * shared hosts; a dedicated core would spin). The mbuf pool is shared: mbufs cross cores
- * through the rings and are freed wherever their last reference goes (the mempool handles
- * that); worker threads register with EAL on their first poll so they get a mempool cache.
+ * Data path, per worker: ns_poll() takes in what waits in its RX queue and hand-off rings,
+ * burst after burst up to budgets (rx_drain: a timer must not fire ahead of an ACK already
+ * received), runs the stack's timers, collects events, sends pending ACKs and transmits the
+ * TX buffer in bursts (and what the TX rings it serves hold). With nothing to report it
+ * busy-polls until timeout_ms, yielding the CPU briefly after a run of empty polls (a
+ * deliberate concession to shared hosts; a dedicated core would spin). The mbuf pool is
+ * shared: mbufs cross cores through the rings and are freed wherever their last reference
+ * goes (the mempool handles that); worker threads register with EAL on their first poll so
+ * they get a mempool cache.
  *
  * Tests only: TACHYON_NS_FAULT (see ns_dpdk_port.h) injects loss and reordering;
  * TACHYON_NS_QUEUES=N caps the queue pairs, so a multi-queue device can exercise the
@@ -62,6 +69,10 @@
 #define POOL_MBUFS_PER_WORKER 8192
 #define POOL_CACHE 256
 #define RING_SIZE 2048	/* frames in flight from one worker to another */
+#define RX_DEPTH_MIN 1024
+#define RX_DEPTH_MAX (1u << 20)
+#define RX_ROUNDS_MAX 256 /* bursts of input per poll round before timers run (rx_drain) */
+#define TIMER_DEFER_MAX_US 2000000 /* timers wait for an RX backlog this long at most */
 #define IDLE_SPINS 2000 /* empty polls before yielding the CPU for IDLE_SLEEP_US */
 #define IDLE_SLEEP_US 50
 
@@ -74,6 +85,7 @@ struct dsteer_stats {
 	uint64_t arp_shared; /* ARP frames passed to the other workers */
 	uint64_t txfwd_in;   /* frames transmitted for queue-less workers */
 	uint64_t txfwd_drop; /* the TX queue refused them */
+	uint64_t timers_deferred; /* poll rounds that left timers for after the RX backlog */
 };
 
 struct dworker {
@@ -90,6 +102,7 @@ struct dworker {
 	uint16_t *nstage;
 	struct dsteer_stats ss;
 	atomic_bool wake; /* set by ns_wake(), consumed by the worker: release/acquire pair */
+	uint64_t timers_us; /* when ns_stack_timers() last ran */
 };
 
 struct dtransport {
@@ -101,6 +114,8 @@ struct dtransport {
 	struct rte_mempool *pool;
 	bool port_started;
 	struct rte_ring **rings; /* nw * nw hand-off rings (src * nw + dst), then nw TX rings */
+	unsigned rx_rounds_max;  /* rx_drain(): bursts per poll round */
+	uint32_t rx_held_max;    /* rx_drain(): stop when the stack holds this many buffers */
 };
 
 static struct dworker *dw(struct ns_worker *w)
@@ -160,10 +175,10 @@ static void stage_flush(struct dworker *w)
 	}
 }
 
+/* One burst from our RX queue; returns the frames polled (RX_BURST: more may wait). */
 static unsigned rx_queue(struct dworker *w, struct dtransport *t)
 {
 	struct rte_mbuf *rx[RX_BURST];
-	unsigned input = 0;
 	uint16_t n = rte_eth_rx_burst(w->dp.port, w->dp.queue, rx, RX_BURST);
 	w->st.base.stats.rx_calls++;
 	w->ss.rxq_frames += n;
@@ -186,31 +201,87 @@ static unsigned rx_queue(struct dworker *w, struct dtransport *t)
 			w->ss.steer_out++;
 			continue;
 		}
-		input += ns_dport_input(&w->dp, m, 0);
+		ns_dport_input(&w->dp, m, 0);
 	}
 	if (w->nw > 1)
 		stage_flush(w);
-	return input;
+	return n;
 }
 
+/* One burst from each hand-off ring; returns the frames taken. */
 static unsigned rx_rings(struct dworker *w)
 {
 	struct rte_mbuf *b[RX_BURST];
-	unsigned input = 0;
+	unsigned taken = 0;
 	for (unsigned s = 0; s < w->nw; s++) {
 		if (!w->in[s])
 			continue;
 		/* SC dequeue; pairs with the SP enqueue in the sender's stage_flush() */
 		unsigned n = rte_ring_sc_dequeue_burst(w->in[s], (void **)b, RX_BURST, NULL);
 		w->ss.steer_in += n;
+		taken += n;
 		for (unsigned i = 0; i < n; i++) {
 			const uint8_t *f = rte_pktmbuf_mtod(b[i], const uint8_t *);
 			bool arp = b[i]->data_len >= NS_ETH_HLEN &&
 				   (uint16_t)(f[12] << 8 | f[13]) == NS_ETH_P_ARP;
-			input += ns_dport_input(&w->dp, b[i], arp ? NS_RXF_ARP_LEARN : 0);
+			ns_dport_input(&w->dp, b[i], arp ? NS_RXF_ARP_LEARN : 0);
 		}
 	}
-	return input;
+	return taken;
+}
+
+/* Whether every hand-off ring has room for another burst: the owners drain them only when
+ * they poll, so a receiver that went on reading its queue would make them drop frames. */
+static bool handoff_room(const struct dworker *w)
+{
+	for (unsigned d = 0; d < w->nw; d++)
+		if (w->out && w->out[d] && rte_ring_free_count(w->out[d]) < RX_BURST)
+			return false;
+	return true;
+}
+
+/*
+ * Input before timers: every frame waiting in our RX queue and hand-off rings, as far as the
+ * budgets allow, before ns_stack_timers() runs. A retransmission timer that fires while the
+ * ACK it waits for sits unread in our own queue is spurious, and under a backlog there are
+ * many: after a burst (say the PINGRESPs of 100,000 idle connections, whose ACKs come back
+ * together) a round of one RX burst then timers fired the RTO of every connection whose ACK
+ * was further back than one burst; each retransmission cost a write to the device and an
+ * answer from the peer that joined the backlog, and the link collapsed into retransmission
+ * storms (issue #6). Pure ACKs are consumed at once; segments with data are held (one device
+ * buffer each) until the engine has seen them, so draining stops when the stack holds
+ * rx_held_max buffers, when a hand-off ring is nearly full, and after rx_rounds_max bursts.
+ * *backlog then says input is still waiting and the caller defers its timers
+ * (TIMER_DEFER_MAX_US at most, so that a flood cannot stall them): a device queue deeper than
+ * one round drains (net_tap's kernel queue, sized to the connections) would otherwise let
+ * them fire ahead of ACKs already received. Returns whether any frame came in.
+ */
+static bool rx_drain(struct dworker *w, struct dtransport *t, bool *backlog)
+{
+	bool any = false;
+	*backlog = false;
+	for (unsigned r = 0; r < t->rx_rounds_max; r++) {
+		unsigned got = 0;
+		bool more = false, room = w->nw == 1 || handoff_room(w);
+		if (w->has_rxq && room) {
+			unsigned n = rx_queue(w, t);
+			got += n;
+			more = n == RX_BURST;
+		}
+		if (w->nw > 1) {
+			unsigned n = rx_rings(w);
+			got += n;
+			more = more || n != 0;
+		}
+		any = any || got;
+		if (!more && room)
+			return any;
+		if (!more || w->st.segs_held >= t->rx_held_max)
+			break;
+		w->st.now_us = ns_dpdk_now_us();
+	}
+	*backlog = true;
+	return any;
 }
 
 /* Transmits what queue-less workers queued for our TX queue. */
@@ -250,14 +321,15 @@ static unsigned d_poll(struct ns_worker *base, struct ns_event *ev, unsigned max
 
 	for (;;) {
 		w->st.now_us = ns_dpdk_now_us();
-		unsigned in = 0;
-		if (w->has_rxq)
-			in += rx_queue(w, t);
-		if (w->nw > 1)
-			in += rx_rings(w);
-		if (!in)
+		bool backlog;
+		if (!rx_drain(w, t, &backlog))
 			ns_dport_input_idle(&w->dp);
-		ns_stack_timers(&w->st);
+		if (!backlog || w->st.now_us - w->timers_us >= TIMER_DEFER_MAX_US) {
+			ns_stack_timers(&w->st);
+			w->timers_us = w->st.now_us;
+		} else {
+			w->ss.timers_deferred++;
+		}
 		unsigned n = ns_stack_events(&w->st, ev, max);
 		ns_stack_flush(&w->st); /* ACKs and window updates owed now */
 		ns_dport_tx_flush(&w->dp);
@@ -315,7 +387,27 @@ static void summary(struct dtransport *t)
 			(unsigned long long)w->ss.rxq_frames, (unsigned long long)w->ss.steer_out,
 			(unsigned long long)w->ss.steer_in, (unsigned long long)w->ss.steer_drop,
 			(unsigned long long)w->ss.arp_shared);
+		/* every place a frame or a segment can be lost, and what it cost */
+		const struct ns_stack_stats *x = &w->st.xs;
+		fprintf(stderr,
+			"netstack: dpdk worker %u drops: tx_nobuf %llu, tx_dropped %llu, "
+			"txfwd_drop %llu, arp_miss_drop %llu, tcp_rcv_drop %llu, refused %llu, "
+			"retransmits %llu, timeouts %llu, timers_deferred %llu\n",
+			i, (unsigned long long)x->tx_nobuf, (unsigned long long)w->dp.tx_dropped,
+			(unsigned long long)w->ss.txfwd_drop, (unsigned long long)x->arp_miss_drop,
+			(unsigned long long)x->tcp_rcv_drop,
+			(unsigned long long)w->st.base.stats.refused,
+			(unsigned long long)x->tcp_retransmits, (unsigned long long)x->tcp_timeouts,
+			(unsigned long long)w->ss.timers_deferred);
 	}
+	struct rte_eth_stats es;
+	if (t->pool && rte_eth_stats_get(t->port, &es) == 0)
+		fprintf(stderr,
+			"netstack: dpdk port %u: rx_nombuf %llu, imissed %llu, ierrors %llu, "
+			"oerrors %llu; mbufs %u in use of %u\n",
+			t->port, (unsigned long long)es.rx_nombuf, (unsigned long long)es.imissed,
+			(unsigned long long)es.ierrors, (unsigned long long)es.oerrors,
+			rte_mempool_in_use_count(t->pool), t->pool->size);
 }
 
 static void d_destroy(struct ns_transport *base)
@@ -488,9 +580,21 @@ struct ns_transport *ns_dpdk_create(const struct ns_config *cfg, char *err, size
 		snprintf(err, errlen, "mbuf pool: %s", rte_strerror(rte_errno));
 		goto fail_port;
 	}
+	/* Input drained per poll round (rx_drain): a quarter of the pool per worker may wait for
+	 * the engine, so the RX rings always find buffers to refill with. */
+	t->rx_rounds_max = RX_ROUNDS_MAX;
+	t->rx_held_max = nmbufs / 4 / nw > RX_BURST ? nmbufs / 4 / nw : RX_BURST;
 	if (ns_dport_configure(t->port, t->nq, t->pool, &t->reta_mask, &t->rss, err, errlen) != 0)
 		goto fail_destroy;
 	t->port_started = true;
+	/* Every connection may have a request and an ACK on their way to us at once (a burst of
+	 * PINGREQs, the ACKs of a burst of answers): what the port must buffer before we poll. */
+	uint64_t depth = 2ull * (cfg->max_conns ? cfg->max_conns : 1) * nw;
+	depth = depth < RX_DEPTH_MIN ? RX_DEPTH_MIN : depth > RX_DEPTH_MAX ? RX_DEPTH_MAX : depth;
+	int drc = ns_dport_rx_depth(t->port, (unsigned)depth);
+	if (drc != 0)
+		fprintf(stderr, "netstack: dpdk port %u: RX queue depth %llu not set (%s)\n",
+			t->port, (unsigned long long)depth, strerror(-drc));
 
 	t->base.workers = calloc(nw, sizeof(*t->base.workers));
 	if (!t->base.workers)
@@ -589,6 +693,7 @@ void ns_dpdk_dump_stats(struct ns_transport *base, FILE *f)
 		P("tx_bytes", b->tx_bytes);
 		P("tx_full", b->tx_full);
 		P("tx_dropped", w->dp.tx_dropped);
+		P("segs_held", w->st.segs_held);
 		P("queue_frames", w->ss.rxq_frames);
 		P("steer_out", w->ss.steer_out);
 		P("steer_in", w->ss.steer_in);
@@ -596,6 +701,7 @@ void ns_dpdk_dump_stats(struct ns_transport *base, FILE *f)
 		P("arp_shared", w->ss.arp_shared);
 		P("txfwd_in", w->ss.txfwd_in);
 		P("txfwd_drop", w->ss.txfwd_drop);
+		P("timers_deferred", w->ss.timers_deferred);
 		P("rx_frames", x->rx_frames);
 		P("tx_frames", x->tx_frames);
 		P("tx_nobuf", x->tx_nobuf);

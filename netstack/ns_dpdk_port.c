@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -356,4 +360,34 @@ int ns_dport_configure(uint16_t port, unsigned nq, struct rte_mempool *pool, uin
 		nq == 1 ? "" : "s", *rss ? "symmetric" : "off",
 		(unsigned long long)conf.rxmode.offloads);
 	return 0;
+}
+
+int ns_dport_rx_depth(uint16_t port, unsigned frames)
+{
+	struct rte_eth_dev_info info;
+	int rc = rte_eth_dev_info_get(port, &info);
+	if (rc != 0)
+		return rc;
+	/* Only net_tap has a kernel queue in front of its RX queue; elsewhere the descriptor
+	 * ring is the RX buffer, sized at configure time. */
+	if (strcmp(info.driver_name, "net_tap") != 0 || !info.if_index)
+		return 0;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	if (!if_indextoname(info.if_index, ifr.ifr_name))
+		return -errno;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = ioctl(fd, SIOCGIFTXQLEN, &ifr);
+	if (rc == 0 && (unsigned)ifr.ifr_qlen < frames) {
+		ifr.ifr_qlen = (int)frames;
+		rc = ioctl(fd, SIOCSIFTXQLEN, &ifr);
+	}
+	rc = rc == 0 ? 0 : -errno;
+	close(fd);
+	if (rc == 0)
+		fprintf(stderr, "netstack: dpdk port %u (net_tap %s): kernel queue %d frames\n",
+			port, ifr.ifr_name, ifr.ifr_qlen);
+	return rc;
 }

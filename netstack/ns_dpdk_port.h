@@ -76,6 +76,15 @@ void ns_dport_fini(struct ns_dport *d);
 int ns_dport_configure(uint16_t port, unsigned nq, struct rte_mempool *pool, uint32_t *reta_mask,
 		       bool *rss, char *err, size_t errlen);
 
+/*
+ * The frames a port must be able to buffer in front of its RX queue. On net_tap that buffer is
+ * the kernel's queue to the tap (its txqueuelen, 1000 by default), not the descriptor ring:
+ * frames that find it full are dropped by the kernel, counted only on the tap interface (TX
+ * dropped), never by DPDK. Raises it to frames (needs CAP_NET_ADMIN, as the tap does); other
+ * devices are left alone. Returns 0 or -errno.
+ */
+int ns_dport_rx_depth(uint16_t port, unsigned frames);
+
 /* EAL from a space-separated argument string; once per process (later calls return 0). */
 int ns_dpdk_eal_init(const char *args, char *err, size_t errlen);
 

@@ -398,6 +398,30 @@ static void arp_input(struct ns_stack *st, const uint8_t *f, uint32_t len, unsig
 		arp_send(st, NS_ARP_REPLY, sha, spa, sha);
 }
 
+/*
+ * A frame from an on-link neighbour, sent from the address we have for it, is news that the
+ * entry is good (RFC 1122 2.3.2.1 lets any such advice stand in for a poll): it stays valid
+ * without ARP traffic while the neighbour talks to us. Without it an entry expired every
+ * arp_timeout_ms, and on a congested link the unicast polls or their answers could all be
+ * lost: the entry was given up, every packet to the neighbour but one was dropped until a
+ * broadcast got through, and 100,000 connections through that neighbour (issue #6) lost
+ * their segments and their retransmissions at once. Refreshed in the second half of its life
+ * only, so a busy neighbour costs one write per half period.
+ */
+static void arp_confirm(struct ns_stack *st, uint32_t src, const uint8_t *mac)
+{
+	if ((src & st->cfg.netmask) != (st->cfg.ip & st->cfg.netmask))
+		return;
+	struct ns_arp_entry *e = arp_find(st, src);
+	uint64_t life = (uint64_t)st->cfg.arp_timeout_ms * 1000;
+	if (!e || !e->resolved || e->expires_us > st->now_us + life / 2 ||
+	    memcmp(e->mac, mac, NS_ETH_ALEN) != 0)
+		return;
+	e->expires_us = st->now_us + life;
+	e->polls = 0;
+	e->poll_us = 0;
+}
+
 static void icmp_input(struct ns_stack *st, const struct ns_ip_hdr *ih, const uint8_t *l4,
 		       uint32_t len)
 {
@@ -461,6 +485,7 @@ static void ip_input(struct ns_stack *st, struct ns_pkt *p, const uint8_t *f, ui
 		st->xs.ip_frag_drop++;
 		return;
 	}
+	arp_confirm(st, src, ((const struct ns_eth_hdr *)f)->src);
 	const uint8_t *l4 = (const uint8_t *)ih + hl;
 	uint32_t l4len = tl - hl;
 	switch (ih->proto) {

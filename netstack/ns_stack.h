@@ -147,6 +147,7 @@ struct ns_stack {
 	struct ns_tcb *reported; /* CLOSED delivered; detached at the next ns_stack_events() */
 	struct ns_seg *delivered; /* DATA views of the last ns_stack_events(); released at the next */
 	struct ns_seg *free_segs;
+	uint32_t segs_held;      /* received segments held (each pins one device buffer) */
 	struct ns_tcb *free_tcbs;
 	void **blocks;
 	size_t nblocks;
@@ -154,6 +155,8 @@ struct ns_stack {
 	uint64_t wheel_tick; /* last tick processed */
 	void *free_chunks;   /* send-buffer chunks */
 	unsigned nfree_chunks;
+	void *free_small;    /* small send-buffer chunks */
+	unsigned nfree_small;
 };
 
 /* Defaults for everything but addresses, port and MAC; a random secret (getrandom). */

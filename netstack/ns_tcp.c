@@ -17,6 +17,7 @@
 #define TCB_BLOCK 256
 #define SEG_BLOCK 1024
 #define CHUNK_FREE_MAX 256
+#define SMALL_FREE_MAX 4096
 
 /* ---- allocation ------------------------------------------------------------------------- */
 
@@ -70,11 +71,13 @@ struct ns_seg *seg_get(struct ns_stack *st)
 	struct ns_seg *s = st->free_segs;
 	st->free_segs = s->next;
 	s->next = NULL;
+	st->segs_held++;
 	return s;
 }
 
 void seg_put(struct ns_stack *st, struct ns_seg *s)
 {
+	st->segs_held--;
 	s->next = st->free_segs;
 	st->free_segs = s;
 }
@@ -89,31 +92,51 @@ static void seg_list_release(struct ns_stack *st, struct ns_seg *s)
 	}
 }
 
-static struct ns_sb_chunk *chunk_get(struct ns_stack *st)
+/* A chunk of cap (NS_SB_CHUNK or NS_SB_SMALL) bytes, from its free list or malloc. */
+static struct ns_sb_chunk *chunk_get(struct ns_stack *st, uint32_t cap)
 {
-	struct ns_sb_chunk *c = st->free_chunks;
+	bool small = cap == NS_SB_SMALL;
+	void **list = small ? &st->free_small : &st->free_chunks;
+	struct ns_sb_chunk *c = *list;
 	if (c) {
-		st->free_chunks = c->next;
-		st->nfree_chunks--;
+		*list = c->next;
+		if (small)
+			st->nfree_small--;
+		else
+			st->nfree_chunks--;
 	} else {
-		c = malloc(sizeof(*c));
+		c = malloc(sizeof(*c) + cap);
 		if (!c)
 			return NULL;
 	}
 	c->next = NULL;
 	c->len = 0;
+	c->cap = cap;
 	return c;
 }
 
 static void chunk_put(struct ns_stack *st, struct ns_sb_chunk *c)
 {
-	if (st->nfree_chunks >= CHUNK_FREE_MAX) {
+	bool small = c->cap == NS_SB_SMALL;
+	unsigned *n = small ? &st->nfree_small : &st->nfree_chunks;
+	if (*n >= (small ? SMALL_FREE_MAX : CHUNK_FREE_MAX)) {
 		free(c);
 		return;
 	}
-	c->next = st->free_chunks;
-	st->free_chunks = c;
-	st->nfree_chunks++;
+	void **list = small ? &st->free_small : &st->free_chunks;
+	c->next = *list;
+	*list = c;
+	(*n)++;
+}
+
+static void chunk_list_free(void **list, unsigned *n)
+{
+	while (*list) {
+		struct ns_sb_chunk *c = *list;
+		*list = c->next;
+		free(c);
+	}
+	*n = 0;
 }
 
 /* Drops n acknowledged bytes from the front of the send buffer. */
@@ -483,8 +506,10 @@ int ns_stack_send(struct ns_conn *c, const struct iovec *iov, unsigned iovcnt)
 		size_t len = iov[i].iov_len;
 		while (len) {
 			struct ns_sb_chunk *ch = t->sb_tail;
-			if (!ch || ch->len == NS_SB_CHUNK) {
-				ch = chunk_get(st);
+			if (!ch || ch->len == ch->cap) {
+				ch = chunk_get(st, !t->sb_head && total <= NS_SB_SMALL
+							   ? NS_SB_SMALL
+							   : NS_SB_CHUNK);
 				if (!ch) {
 					/* out of memory on the data path: this connection ends */
 					tcp_send_rst(st, t);
@@ -497,7 +522,7 @@ int ns_stack_send(struct ns_conn *c, const struct iovec *iov, unsigned iovcnt)
 					t->sb_head = ch;
 				t->sb_tail = ch;
 			}
-			size_t take = NS_SB_CHUNK - ch->len;
+			size_t take = ch->cap - ch->len;
 			if (take > len)
 				take = len;
 			memcpy(ch->data + ch->len, src, take);
@@ -798,12 +823,8 @@ void ns_stack_fini(struct ns_stack *st)
 		sb_drop_all(st, t);
 	}
 	ns_stack_arp_fini(st);
-	while (st->free_chunks) {
-		struct ns_sb_chunk *c = st->free_chunks;
-		st->free_chunks = c->next;
-		free(c);
-	}
-	st->nfree_chunks = 0;
+	chunk_list_free(&st->free_chunks, &st->nfree_chunks);
+	chunk_list_free(&st->free_small, &st->nfree_small);
 	for (size_t i = 0; i < st->nblocks; i++)
 		free(st->blocks[i]);
 	free(st->blocks);

@@ -72,13 +72,22 @@ struct ns_seg {
 	uint32_t len;
 };
 
+/*
+ * Send-buffer chunks come in two sizes. A buffer that starts empty with a short write (an
+ * idle connection's CONNACK or PINGRESP) gets a small chunk; everything else fills 16 KiB
+ * ones. With only the large size, every connection with a few unacknowledged bytes held 16
+ * KiB of address space and touched a 4 KiB page of it: 100,000 idle connections answered at
+ * once (issue #6) pinned hundreds of MB until their ACKs came, and the allocator kept the
+ * pages for a while after.
+ */
 #define NS_SB_CHUNK (16 * 1024 - 16)
+#define NS_SB_SMALL (256 - 16)
 
 struct ns_sb_chunk {
 	struct ns_sb_chunk *next;
 	uint32_t len;
-	uint32_t pad;
-	uint8_t data[NS_SB_CHUNK];
+	uint32_t cap; /* NS_SB_CHUNK or NS_SB_SMALL bytes of data */
+	uint8_t data[];
 };
 
 struct ns_tcb {

@@ -19,6 +19,7 @@ namespace {
 
 const uint8_t kOurMac[6] = {0x02, 0, 0, 0, 0, 0x02};
 const uint8_t kPeerMac[6] = {0x02, 0, 0, 0, 0, 0x01};
+const uint8_t kOtherMac[6] = {0x02, 0, 0, 0, 0, 0x07};
 const uint16_t kPort = 1883;
 const uint16_t kPeerPort = 40000;
 
@@ -227,6 +228,67 @@ TEST_F(Tcp, ArpRefreshKeepsTrafficFlowing)
 	EXPECT_EQ(pending_out(), 0u);
 	EXPECT_EQ(st.xs.arp_tx, 2u); // the reply to the peer's request in start(), one poll
 	EXPECT_EQ(st.xs.arp_miss_drop, 0u);
+}
+
+TEST_F(Tcp, ArpEntryConfirmedByTheNeighboursTraffic)
+{
+	// Issue #6: on a congested link every unicast poll (or its answer) can be lost. Frames
+	// from the neighbour, from the address we have for it, confirm the entry, so a connection
+	// that keeps talking never loses it: no poll, no broadcast, nothing dropped for ARP.
+	cfg.arp_timeout_ms = 1000;
+	start(); // the peer's ARP request taught us its address at t = 1 s
+	ns_conn *c = handshake();
+	uint32_t sent = 0;
+	for (int i = 0; i < 50; i++) { // 5 s: five lifetimes of the entry, no ARP answered
+		advance_ms(100);
+		ASSERT_EQ(send_str(c, "x"), 0);
+		flush();
+		Seg s = out();
+		EXPECT_EQ(s.data, "x") << "at step " << i;
+		sent++;
+		in(NS_TH_ACK, pseq, iss + 1 + sent, 65535);
+		dev.out.clear();
+	}
+	EXPECT_EQ(st.xs.arp_tx, 1u); // only the reply to the peer's request in start()
+	EXPECT_EQ(st.xs.arp_miss_drop, 0u);
+	// A frame from another MAC claiming the peer's address confirms nothing.
+	advance_ms(1000);
+	dev.feed(&st, tcp_frame(kOtherMac, kOurMac, peer, us, kPeerPort, kPort, NS_TH_ACK, pseq,
+				iss + 1 + sent, 65535, "", {}));
+	ASSERT_EQ(send_str(c, "y"), 0);
+	flush();
+	EXPECT_EQ(st.xs.arp_tx, 2u); // expired: the unicast poll goes out with the data
+}
+
+TEST_F(Tcp, SmallFirstChunkThenLargeSendsAreByteExact)
+{
+	// A short write into an empty send buffer takes a small chunk (ns_tcp.h); what follows
+	// before the ACK fills it and goes on in large chunks: segments must carry the bytes in
+	// order across the chunk boundaries, and an ACK of everything must empty the buffer.
+	start();
+	ns_conn *c = handshake();
+	std::string a = "abc", b(1200, '\0'), want;
+	for (size_t i = 0; i < b.size(); i++)
+		b[i] = static_cast<char>('a' + i % 26);
+	ASSERT_EQ(send_str(c, a), 0);
+	ASSERT_EQ(send_str(c, b), 0);
+	EXPECT_EQ(ns_stack_pending(c), a.size() + b.size());
+	flush();
+	std::string got;
+	while (pending_out())
+		got += out().data;
+	EXPECT_EQ(got, a + b);
+	in(NS_TH_ACK, pseq, iss + 1 + static_cast<uint32_t>(got.size()), 65535);
+	EXPECT_EQ(ns_stack_pending(c), 0u);
+	// again, with the buffer's small chunk filled exactly, then one byte more
+	std::string d(240, 'y');
+	ASSERT_EQ(send_str(c, d), 0);
+	ASSERT_EQ(send_str(c, "z"), 0);
+	flush();
+	got.clear();
+	while (pending_out())
+		got += out().data;
+	EXPECT_EQ(got, d + "z");
 }
 
 TEST_F(Tcp, IcmpEchoReply)
