@@ -23,7 +23,11 @@
  *     same core mask for every topic (checked: count and checksum);
  *  2. memory per subscription: glibc mallinfo2() in-use bytes before/after building, heap
  *     (uordblks) plus mmap'd chunks (hblkhd: big hash arrays live there), after waiting for
- *     deferred frees (so this binary uses glibc malloc, not jemalloc);
+ *     deferred frees (so this binary uses glibc malloc, not jemalloc), plus the bytes the index
+ *     maps itself for its node arena (mt_index_stats.arena_bytes: mallinfo2 cannot see them);
+ *     the process's AnonHugePages says whether the huge-page advice took;
+ *     then, per publish class, what the presence summaries did (mt_index_walk_stats): keys
+ *     checked, let through, present, and the false-positive rate;
  *  3. writer churn: subscribe+unsubscribe per second while one reader thread matches flat out,
  *     and that reader's p99 during churn against its idle p99;
  *  4. retained: time per returned match of "#"-ish filters over --retained topics.
@@ -240,6 +244,22 @@ struct lat {
 	uint64_t matched;
 	uint64_t sum; /* order-dependent checksum of the returned masks */
 };
+
+/* AnonHugePages of the process (kB), to see whether the huge-page advice took; -1 if unknown. */
+static long anon_huge_kb(void)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "AnonHugePages:", 14))
+			kb = strtol(line + 14, NULL, 10);
+	fclose(f);
+	return kb;
+}
 
 static size_t mem_in_use(void)
 {
@@ -607,9 +627,28 @@ int main(int argc, char **argv)
 	}
 	printf("%-28s %14llu %14llu\n", "topics with a match", (unsigned long long)matched[0],
 	       (unsigned long long)matched[1]);
-	printf("%-28s %14.1f %14.1f\n", "memory per sub (B, mallinfo2)",
-	       (double)(m1 - m0) / o.subs, bl ? (double)(m3 - m2) / o.subs : 0.0);
+	/* The index maps its arena itself: mallinfo2 does not see it, so it is added. */
+	printf("%-28s %14.1f %14.1f\n", "memory per sub (B)",
+	       (double)(m1 - m0 + st.arena_bytes) / o.subs,
+	       bl ? (double)(m3 - m2) / o.subs : 0.0);
+	printf("%-28s %14.1f\n", "  of which arena (B)", (double)st.arena_bytes / o.subs);
 	printf("%-28s %14.2f %14.2f\n", "build time (s)", build_ours, build_bl);
+	printf("%-28s %14ld\n", "process AnonHugePages (kB)", anon_huge_kb());
+	/* What the presence summaries did, per publish class (one pass, outside the timings). */
+	struct mt_walk_stats ws[CL_N];
+	memset(ws, 0, sizeof(ws));
+	for (size_t i = 0; i < topics.n; i++)
+		mt_index_walk_stats(idx, STR(&topics, i), topics.slen[i], &ws[cls[i]]);
+	printf("summary keys per topic: %-12s %8s %8s %8s %10s\n", "class", "checked", "maybe",
+	       "present", "false pos");
+	for (unsigned k = 0; k < CL_N; k++) {
+		double nk = ncl[k] ? (double)ncl[k] : 1.0;
+		uint64_t absent = ws[k].checks - ws[k].found;
+		printf("                        %-12s %8.2f %8.2f %8.2f %9.2f%%\n", cl_name[k],
+		       (double)ws[k].checks / nk, (double)ws[k].maybe / nk,
+		       (double)ws[k].found / nk,
+		       absent ? 100.0 * (double)(ws[k].maybe - ws[k].found) / (double)absent : 0.0);
+	}
 	if (bl && (matched[0] != matched[1] || sum[0] != sum[1]))
 		printf("WARNING: mt_index and baseline disagree on matched topics or core masks\n");
 	bl_destroy(bl);

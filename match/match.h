@@ -176,10 +176,25 @@ struct mt_index_stats {
 	uint64_t wildcard_filters; /* distinct filters with + or # */
 	uint64_t trie_nodes;	   /* wildcard trie nodes (edges) */
 	uint64_t share_groups;
+	uint64_t arena_bytes;	   /* mapped by the index itself (nodes, exact entries) */
 };
 
 /* Counters of @idx. Control thread. */
 void mt_index_stats_get(const struct mt_index *idx, struct mt_index_stats *st);
+
+/* What the presence summaries (see match/mt_internal.h) did for one topic: keys checked, keys
+ * the summary let through ("maybe"), and of those the keys actually present. (maybe - found)
+ * / (checks - found) is the summaries' false-positive rate; each false positive costs a slot
+ * probe. Diagnostics for bench_match. */
+struct mt_walk_stats {
+	uint64_t checks;
+	uint64_t maybe;
+	uint64_t found;
+};
+
+/* Adds to @st the summary checks that matching @topic (valid) goes through. Reader. */
+void mt_index_walk_stats(const struct mt_index *idx, const char *topic, size_t len,
+			 struct mt_walk_stats *st);
 
 /* ---------------------------------------------------------------------------------------------
  * The per-core private index (mt_local.c). Owned by one worker; no locks, no RCU.

@@ -15,6 +15,10 @@
  *  - Exact filters cost a publish one probe of the exact hash; wildcard filters a walk of the
  *    trie that probes the nodes a topic may lead to all at once (see mt_internal.h).
  *  - '$'-topics never match filters whose first level is '+' or '#' (MQTT 4.7.2).
+ *  - Trie nodes and exact entries (both trees) are allocated from the index's own arena of
+ *    huge-page chunks (mt_arena.c); retired ones return to it from the call_rcu thread, so the
+ *    arena is destroyed only after mt_rcu_barrier. Its bytes are in mt_index_stats (malloc
+ *    statistics do not see them).
  * Shared subscriptions live in a second trie (mt_share.c).
  */
 #include <errno.h>
@@ -137,6 +141,9 @@ struct mt_index *mt_index_create(const struct mt_config *cfg)
 		return NULL;
 	}
 	idx->rc.rcu = true;
+	idx->rc.arena = mt_arena_create();
+	if (!idx->rc.arena)
+		goto err_arena;
 	uint64_t seed = idx->cfg.hash_seed ? idx->cfg.hash_seed : mt_random_seed();
 	if (mt_tree_init(&idx->tree, seed, &idx->rc) < 0)
 		goto err_tree;
@@ -151,6 +158,8 @@ err_groups:
 err_stree:
 	mt_tree_fini(&idx->tree, NULL, NULL);
 err_tree:
+	mt_arena_destroy(idx->rc.arena);
+err_arena:
 	free(idx);
 err_alloc:
 	errno = ENOMEM;
@@ -171,9 +180,11 @@ void mt_index_destroy(struct mt_index *idx)
 	mt_tree_fini(&idx->tree, mt_index_term_fini, NULL);
 	mt_htab_fini(&idx->groups);
 	mt_reclaim_flush(&idx->rc);
-	free(idx);
-	/* Batches handed to call_rcu earlier (by this index) are freed by the call_rcu thread. */
+	/* Batches handed to call_rcu earlier (by this index) are freed by the call_rcu thread,
+	 * some into the arena: it goes once they all have. */
 	mt_rcu_barrier();
+	mt_arena_destroy(idx->rc.arena);
+	free(idx);
 }
 
 static int mt_index_parse(const struct mt_index *idx, const char *filter, size_t len,
@@ -261,4 +272,61 @@ void mt_index_stats_get(const struct mt_index *idx, struct mt_index_stats *st)
 	st->wildcard_filters = idx->nwildcard;
 	st->trie_nodes = idx->tree.nnodes;
 	st->share_groups = idx->ngroups;
+	st->arena_bytes = mt_arena_bytes(idx->rc.arena);
+}
+
+/* Replays the key listing of MT_TREE_WALK (mt_walk_cands, without its size limit) and counts. */
+void mt_index_walk_stats(const struct mt_index *idx, const char *topic, size_t len,
+			 struct mt_walk_stats *st)
+{
+	const struct mt_tree *t = &idx->tree;
+	struct mt_wtopic w;
+	enum { MAXC = 4096 };
+	struct mt_wscand {
+		uint64_t path;
+		const struct mt_tnode *node;
+	} c[MAXC];
+
+	if (len == 0)
+		return;
+	mt_wtopic_split(&w, topic, len, t->seed);
+	bool dollar = topic[0] == '$';
+	const struct mt_harr *xa = MT_LOAD_ACQ(&t->exact.arr);
+	const struct mt_harr *ea = MT_LOAD_ACQ(&t->edges.arr);
+	if (w.whole) {
+		st->checks++;
+		if (mt_harr_maybe(xa, w.path[w.n])) {
+			st->maybe++;
+			struct mt_exkey k = {w.path[w.n], topic, len};
+			st->found += MT_HARR_FIND(xa, k.hash, mt_texact_eq, &k) != NULL;
+		}
+	}
+	unsigned n = 1, lo = 0;
+	c[0].path = w.path[0];
+	c[0].node = t->root;
+	for (unsigned d = 0; d < w.n && lo < n; d++) {
+		unsigned hi = n;
+		for (unsigned i = lo; i < hi; i++) {
+			for (int plus = 0; plus < 2; plus++) {
+				if (plus && d == 0 && dollar)
+					continue;
+				uint64_t h = mt_path_child(c[i].path, plus ? MT_WH_PLUS : w.wh[d]);
+				st->checks++;
+				if (!mt_harr_maybe(ea, h))
+					continue;
+				st->maybe++;
+				const struct mt_tnode *node = NULL;
+				if (c[i].node) {
+					const char *wd = plus ? NULL : w.s + w.off[d];
+					struct mt_edgekey k = {h, c[i].node, wd,
+							       plus ? 0 : w.wlen[d], plus};
+					node = MT_HARR_FIND(ea, h, mt_tnode_eq, &k);
+				}
+				st->found += node != NULL;
+				if (n < MAXC)
+					c[n++] = (struct mt_wscand){h, node};
+			}
+		}
+		lo = hi;
+	}
 }

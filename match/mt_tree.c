@@ -9,16 +9,28 @@
  * sees the old count merely skips a probe that would find an empty node). Pruning goes the
  * other way: unlink (slot and parent->plus), then retire after a grace period. Every node but
  * the root is in the edge hash. Filters are validated by the callers; this file trusts them.
+ * Nodes and exact entries are allocated with mt_obj_alloc (the global index's arena, or calloc
+ * for the single-threaded users) and given back with their size (mt_obj_free, mt_reclaim_obj).
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "mt_internal.h"
 
-static struct mt_tnode *mt_tnode_new(struct mt_tnode *parent, const char *w, size_t wlen,
-				     bool plus, uint64_t hash)
+static size_t mt_tnode_size(const struct mt_tnode *n)
 {
-	struct mt_tnode *n = calloc(1, sizeof(*n) + wlen);
+	return sizeof(*n) + n->len;
+}
+
+static size_t mt_texact_size(const struct mt_texact *e)
+{
+	return sizeof(*e) + e->len;
+}
+
+static struct mt_tnode *mt_tnode_new(struct mt_tree *t, struct mt_tnode *parent, const char *w,
+				     size_t wlen, bool plus, uint64_t hash)
+{
+	struct mt_tnode *n = mt_obj_alloc(t->rc, sizeof(*n) + wlen);
 
 	if (!n)
 		return NULL;
@@ -37,7 +49,7 @@ int mt_tree_init(struct mt_tree *t, uint64_t seed, struct mt_reclaim *rc)
 	memset(t, 0, sizeof(*t));
 	t->seed = seed;
 	t->rc = rc;
-	t->root = mt_tnode_new(NULL, NULL, 0, false, 0);
+	t->root = mt_tnode_new(t, NULL, NULL, 0, false, 0);
 	if (!t->root)
 		goto err_root;
 	if (mt_htab_init(&t->exact, 8) < 0)
@@ -49,19 +61,19 @@ int mt_tree_init(struct mt_tree *t, uint64_t seed, struct mt_reclaim *rc)
 err_edges:
 	mt_htab_fini(&t->exact);
 err_exact:
-	free(t->root);
+	mt_obj_free(rc, t->root, mt_tnode_size(t->root));
 err_root:
 	return -ENOMEM;
 }
 
-static void mt_tnode_fini(struct mt_tnode *n, void (*term_fini)(struct mt_term *, void *),
-			  void *ctx)
+static void mt_tnode_fini(struct mt_tree *t, struct mt_tnode *n,
+			  void (*term_fini)(struct mt_term *, void *), void *ctx)
 {
 	if (term_fini && !mt_term_empty(&n->here))
 		term_fini(&n->here, ctx);
 	if (term_fini && !mt_term_empty(&n->hash))
 		term_fini(&n->hash, ctx);
-	free(n);
+	mt_obj_free(t->rc, n, mt_tnode_size(n));
 }
 
 void mt_tree_fini(struct mt_tree *t, void (*term_fini)(struct mt_term *term, void *ctx), void *ctx)
@@ -75,11 +87,11 @@ void mt_tree_fini(struct mt_tree *t, void (*term_fini)(struct mt_term *term, voi
 	{
 		if (term_fini && !mt_term_empty(&e->term))
 			term_fini(&e->term, ctx);
-		free(e);
+		mt_obj_free(t->rc, e, mt_texact_size(e));
 	}
 	MT_HTAB_FOREACH(&t->edges, n)
-	mt_tnode_fini(n, term_fini, ctx);
-	mt_tnode_fini(t->root, term_fini, ctx);
+	mt_tnode_fini(t, n, term_fini, ctx);
+	mt_tnode_fini(t, t->root, term_fini, ctx);
 	mt_htab_fini(&t->exact);
 	mt_htab_fini(&t->edges);
 	t->root = NULL;
@@ -105,14 +117,14 @@ static struct mt_term *mt_tree_get_exact(struct mt_tree *t, const char *f, size_
 	struct mt_texact *e = MT_HTAB_FIND(&t->exact, k.hash, mt_texact_eq, &k);
 
 	if (!e && create) {
-		e = calloc(1, sizeof(*e) + len);
+		e = mt_obj_alloc(t->rc, sizeof(*e) + len);
 		if (!e)
 			return NULL;
 		e->h.hash = k.hash;
 		e->len = (uint32_t)len;
 		memcpy(e->key, f, len);
 		if (mt_htab_insert(&t->exact, &e->h, t->rc) < 0) {
-			free(e);
+			mt_obj_free(t->rc, e, mt_texact_size(e));
 			return NULL;
 		}
 		MT_STORE_RLX(&t->nexact, t->nexact + 1);
@@ -152,12 +164,12 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 			path = mt_path_child(path, MT_WH_PLUS);
 			c = n->plus;
 			if (!c && create) {
-				c = mt_tnode_new(n, NULL, 0, true, path);
+				c = mt_tnode_new(t, n, NULL, 0, true, path);
 				if (!c)
 					return NULL;
 				/* pairs with the acquire slot load in MT_HARR_FIND (readers) */
 				if (mt_htab_insert(&t->edges, &c->h, t->rc) < 0) {
-					free(c);
+					mt_obj_free(t->rc, c, mt_tnode_size(c));
 					return NULL;
 				}
 				/* pairs with MT_LOAD_ACQ in the DFS walk */
@@ -170,12 +182,12 @@ struct mt_term *mt_tree_get(struct mt_tree *t, const char *f, size_t len, bool c
 			struct mt_edgekey k = {path, n, p, wlen, false};
 			c = MT_HTAB_FIND(&t->edges, path, mt_tnode_eq, &k);
 			if (!c && create) {
-				c = mt_tnode_new(n, p, wlen, false, path);
+				c = mt_tnode_new(t, n, p, wlen, false, path);
 				if (!c)
 					return NULL;
 				/* pairs with the acquire slot load in MT_HARR_FIND (readers) */
 				if (mt_htab_insert(&t->edges, &c->h, t->rc) < 0) {
-					free(c);
+					mt_obj_free(t->rc, c, mt_tnode_size(c));
 					return NULL;
 				}
 				MT_STORE_RLX(&n->nwords, n->nwords + 1);
@@ -211,7 +223,7 @@ void mt_tree_prune(struct mt_tree *t, const struct mt_tpos *pos)
 		if (!mt_term_empty(&pos->ex->term))
 			return;
 		mt_htab_remove(&t->exact, &pos->ex->h, t->rc);
-		mt_reclaim_put(t->rc, pos->ex);
+		mt_reclaim_obj(t->rc, pos->ex, mt_texact_size(pos->ex));
 		MT_STORE_RLX(&t->nexact, t->nexact - 1);
 		return;
 	}
@@ -227,7 +239,7 @@ void mt_tree_prune(struct mt_tree *t, const struct mt_tpos *pos)
 			MT_STORE_REL(&parent->plus, NULL);
 		else
 			MT_STORE_RLX(&parent->nwords, parent->nwords - 1);
-		mt_reclaim_put(t->rc, n);
+		mt_reclaim_obj(t->rc, n, mt_tnode_size(n));
 		t->nnodes--;
 		MT_STORE_RLX(&t->nwild, t->nwild - 1);
 		n = parent;

@@ -276,6 +276,59 @@ TEST(MtIndex, ManyPlusBranchesAgreeWithOracle)
 	mt_index_destroy(idx);
 }
 
+/* The walk statistics (bench_match's false-positive figure) count what the walk checks: a
+ * present key is never ruled out by a summary, so every exact filter's own topic finds at least
+ * its exact entry, and counts nest (found <= maybe <= checks). */
+TEST(MtIndex, WalkStatsCountPresentKeys)
+{
+	mt_test::gen g(5);
+	mt_index *idx = mt_index_create(nullptr);
+	ASSERT_NE(idx, nullptr);
+	std::vector<std::string> exact;
+	for (int i = 0; i < 3000; i++) {
+		std::string f = g.filter(6);
+		ASSERT_EQ(mt_index_add(idx, f.data(), f.size(), g.below(64)), 0);
+		if (f.find_first_of("+#") == std::string::npos)
+			exact.push_back(f);
+	}
+	ASSERT_FALSE(exact.empty());
+	for (const std::string &t : exact) {
+		mt_walk_stats st = {0, 0, 0};
+		mt_index_walk_stats(idx, t.data(), t.size(), &st);
+		EXPECT_GE(st.found, 1u) << t;
+		EXPECT_LE(st.found, st.maybe) << t;
+		EXPECT_LE(st.maybe, st.checks) << t;
+	}
+	mt_index_destroy(idx);
+}
+
+/* Trie nodes and exact entries live in the index's arena and come back to it through
+ * call_rcu: churning the same filters must reuse them, not keep mapping memory. */
+TEST(MtIndex, ChurnReusesArenaMemory)
+{
+	mt_test::gen g(21);
+	mt_index *idx = mt_index_create(nullptr);
+	ASSERT_NE(idx, nullptr);
+	std::vector<std::string> fs;
+	for (int i = 0; i < 4000; i++)
+		fs.push_back(g.filter(8));
+	uint64_t first = 0;
+	for (int round = 0; round < 10; round++) {
+		for (const std::string &f : fs)
+			ASSERT_EQ(mt_index_add(idx, f.data(), f.size(), 3), 0) << f;
+		mt_index_stats st;
+		mt_index_stats_get(idx, &st);
+		if (round == 0)
+			first = st.arena_bytes;
+		EXPECT_LE(st.arena_bytes, 2 * first) << "round " << round;
+		for (const std::string &f : fs)
+			ASSERT_EQ(mt_index_del(idx, f.data(), f.size(), 3), 0) << f;
+		EXPECT_EQ(mt_index_match(idx, fs[0].data(), fs[0].size()), 0u);
+		mt_rcu_barrier(); /* the deferred frees reach the arena */
+	}
+	mt_index_destroy(idx);
+}
+
 TEST(MtIndex, DestroyWithContentDoesNotLeak)
 {
 	mt_test::gen g(99);
