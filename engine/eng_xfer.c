@@ -42,9 +42,9 @@
  * one check per direct match of a session that moved; per move 2 x workers ring items.
  * A chain of moves composes: a forwarder that is itself forwarded to applies its own filter
  * first, and ends only after the move that brought the session to it has ended (its
- * predecessor forwards late, after the fence acks). Limits: QoS 0 forwarded before N has its claim answer is dropped like QoS 0 for an
- * offline session; per-publisher order may differ between the forwarded and the direct copies
- * around the move.
+ * predecessor forwards late, after the fence acks). Limits: QoS 0 forwarded before N has its
+ * claim answer is dropped like QoS 0 for an offline session; per-publisher order may differ
+ * between the forwarded and the direct copies around the move.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -232,8 +232,8 @@ void eng_xfer_fwd_in(struct eng_worker *w, const struct eng_ritem *it)
 	} else if (c->state == CS_MOVED) {
 		eng_xfer_forward(c, m, q->qos, q->retain, q->ids, q->nids, it->a);
 	} else if (c->state == CS_GONE) {
-		/* the fences (and eng_xfer_fence's wait) rule this out; were it to happen, it
-		 * would be a loss: say so */
+		/* the fences (and eng_xfer_fence's wait) rule this out; were it to happen while
+		 * the move still pins c, it would be a loss: say so */
 		ENG_ERR("client '%s': a forwarded message reached a session that is gone",
 			c->client_id);
 	} else {
