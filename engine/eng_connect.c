@@ -609,9 +609,7 @@ void eng_conn_lost(struct eng_client *c, bool publish_will)
 	c->alias_in = NULL;
 	eng_alias_out_destroy(c->alias_out);
 	c->alias_out = NULL;
-	free(c->rxbuf);
-	c->rxbuf = NULL;
-	c->rxlen = c->rxcap = 0;
+	eng_rx_release(c);
 	free(c->ctlbuf);
 	c->ctlbuf = NULL;
 	c->ctllen = c->ctlcap = 0;

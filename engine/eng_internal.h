@@ -52,6 +52,11 @@ struct eng_plugin;
 #define ENG_MSG_POOL_SIZE 512u   /* messages up to this many bytes come from the pool */
 #define ENG_MSG_POOL_MAX 4096u   /* free messages kept per worker */
 #define ENG_QENT_POOL_MAX 16384u /* free queue entries kept per worker */
+/* A partial packet's tail is kept in a buffer of ENG_RX_SMALL bytes from the worker's pool
+ * (larger ones are allocated to size): a stream whose packets straddle reads takes and returns
+ * one per read without calling malloc. At most ENG_RX_POOL_MAX free ones are kept per worker. */
+#define ENG_RX_SMALL 2048u
+#define ENG_RX_POOL_MAX 1024u
 #define ENG_RET_BATCH 32u        /* pool blocks sent home together (eng_msg_unref) */
 #define ENG_MSG_BACK_MAX 1024u   /* blocks other workers returned, kept per worker */
 #define ENG_NO_HOME 0xffu
@@ -468,6 +473,8 @@ struct eng_worker {
 	bool exiting;               /* eng_worker_destroy: foreign blocks are freed, not sent */
 	struct eng_qent *qent_pool;
 	uint32_t qent_pool_n;
+	void *rx_pool;              /* free ENG_RX_SMALL buffers, linked through their first bytes */
+	uint32_t rx_pool_n;
 	uint8_t *scratch;           /* packet encoding */
 	const uint8_t *cur_pkt;     /* bytes of the packet being handled (byte forwarding) */
 	uint32_t cur_pkt_len;
@@ -654,6 +661,8 @@ void eng_ctab_insert(struct eng_worker *w, struct eng_client *c);
 void eng_ctab_remove(struct eng_worker *w, struct eng_client *c);
 struct eng_client *eng_ctab_find(struct eng_worker *w, const char *id, size_t len);
 void eng_client_resume_rx(struct eng_client *c);
+void eng_rx_release(struct eng_client *c);
+void eng_rx_pool_free(struct eng_worker *w);
 
 /* eng_connect.c */
 int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt);

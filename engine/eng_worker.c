@@ -9,8 +9,9 @@
  *
  * Receive: DATA events are views valid until the next poll. Whole packets are handled in
  * place; only the tail of a partial packet is copied into the client's rxbuf, which is
- * allocated lazily and bounded by max_packet_size (the codec rejects larger packets from their
- * fixed header), and freed when empty so an idle connection holds no buffer.
+ * taken lazily (ENG_RX_SMALL buffers from a per-worker pool, so a stream whose packets straddle
+ * reads costs no malloc) and bounded by max_packet_size (the codec rejects larger packets from
+ * their fixed header), and given back when empty so an idle connection holds no buffer.
  *
  * Send: packets are encoded into the worker's scratch buffer and copied into the transport by
  * ns_send(). When the transport refuses (-ENOBUFS), control packets (acks, SUBACK, PINGRESP)
@@ -160,7 +161,7 @@ void eng_client_put(struct eng_client *c)
 	eng_alias_out_destroy(c->alias_out);
 	eng_acl_set_free(c->acl);
 	free(c->qos2_bits);
-	free(c->rxbuf);
+	eng_rx_release(c);
 	free(c->ctlbuf);
 	free(c->client_id);
 	free(c->username);
@@ -371,18 +372,55 @@ static int dispatch(struct eng_client *c, const struct eng_packet *pkt)
 	}
 }
 
+/* A receive buffer of cap bytes: ENG_RX_SMALL ones come from the worker's pool. */
+static uint8_t *rx_buf_get(struct eng_worker *w, uint32_t cap)
+{
+	if (cap == ENG_RX_SMALL && w->rx_pool) {
+		void **b = w->rx_pool;
+		w->rx_pool = *b;
+		w->rx_pool_n--;
+		return (uint8_t *)b;
+	}
+	return malloc(cap);
+}
+
+static void rx_buf_put(struct eng_worker *w, uint8_t *buf, uint32_t cap)
+{
+	if (cap == ENG_RX_SMALL && w->rx_pool_n < ENG_RX_POOL_MAX) {
+		*(void **)buf = w->rx_pool;
+		w->rx_pool = buf;
+		w->rx_pool_n++;
+		return;
+	}
+	free(buf);
+}
+
+void eng_rx_pool_free(struct eng_worker *w)
+{
+	while (w->rx_pool) {
+		void **b = w->rx_pool;
+		w->rx_pool = *b;
+		free(b);
+	}
+	w->rx_pool_n = 0;
+}
+
 static int rx_keep(struct eng_client *c, const uint8_t *p, uint32_t len)
 {
 	uint32_t limit = c->w->eng->cfg.max_packet_size + (128u << 10);
 	if (c->rxlen + len > limit)
 		return -EMSGSIZE;
 	if (c->rxlen + len > c->rxcap) {
-		uint32_t ncap = c->rxcap ? c->rxcap : 512;
+		uint32_t ncap = ENG_RX_SMALL;
 		while (ncap < c->rxlen + len)
 			ncap *= 2;
-		uint8_t *nb = realloc(c->rxbuf, ncap);
+		uint8_t *nb = rx_buf_get(c->w, ncap);
 		if (!nb)
 			return -ENOMEM;
+		if (c->rxbuf) {
+			memcpy(nb, c->rxbuf, c->rxlen);
+			rx_buf_put(c->w, c->rxbuf, c->rxcap);
+		}
 		c->rxbuf = nb;
 		c->rxcap = ncap;
 	}
@@ -391,11 +429,12 @@ static int rx_keep(struct eng_client *c, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-static void rx_release(struct eng_client *c)
+void eng_rx_release(struct eng_client *c)
 {
-	c->rxlen = 0;
-	free(c->rxbuf);
+	if (c->rxbuf)
+		rx_buf_put(c->w, c->rxbuf, c->rxcap);
 	c->rxbuf = NULL;
+	c->rxlen = 0;
 	c->rxcap = 0;
 }
 
@@ -440,13 +479,13 @@ static void on_data(struct eng_client *c, const uint8_t *data, uint32_t len)
 			return; /* handled once the CONNECT is answered */
 		used = decode_run(c, c->rxbuf, c->rxlen);
 		if (!c->conn) {
-			rx_release(c);
+			eng_rx_release(c);
 			return;
 		}
 		memmove(c->rxbuf, c->rxbuf + used, c->rxlen - used);
 		c->rxlen -= used;
 		if (!c->rxlen)
-			rx_release(c);
+			eng_rx_release(c);
 		return;
 	}
 	used = decode_run(c, data, len);
@@ -462,14 +501,14 @@ void eng_client_resume_rx(struct eng_client *c)
 		uint32_t used = decode_run(c, c->rxbuf, c->rxlen);
 		c->pending_ops--; /* unpinned below, where nothing touches c any more */
 		if (!c->conn) {
-			rx_release(c);
+			eng_rx_release(c);
 			eng_client_put(c);
 			return;
 		}
 		memmove(c->rxbuf, c->rxbuf + used, c->rxlen - used);
 		c->rxlen -= used;
 		if (!c->rxlen)
-			rx_release(c);
+			eng_rx_release(c);
 	}
 	if (c->conn && c->rx_paused && !c->ctllen && !c->ovl_paused) {
 		ns_pause_rx(c->conn, false);
@@ -733,6 +772,7 @@ void eng_worker_destroy(struct eng_worker *w)
 		eng_client_put(c);
 	}
 	eng_pools_free(w);
+	eng_rx_pool_free(w);
 	eng_cur_worker = NULL;
 	mt_local_destroy(w->local);
 	free(w->ctab);

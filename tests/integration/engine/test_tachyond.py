@@ -272,6 +272,26 @@ def t03_pubsub():
     B.wait_for(lambda: len(clients[1].got) > n_msg, 5, 'post-unsubscribe message to others')
     time.sleep(0.2)
     check(len(c0.got) == before, 'no delivery after UNSUBSCRIBE')
+    # packets straddling reads: a publisher dribbles its bytes in 1..7-byte writes, with
+    # payloads from 1 B to past two doublings of the 2 KiB receive-tail buffer
+    sizes = [1, 100, 2000, 2047, 2048, 2049, 5000, 9000, 3]
+    r2 = B.Raw(port)
+    r2.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = B.connect('dribbler', 4) + b''.join(
+        B.publish('fan/t', bytes([48 + i % 10]) * n) for i, n in enumerate(sizes))
+    rnd = __import__('random').Random(7)
+    off = 0
+    while off < len(stream):
+        k = rnd.randint(1, 7) if off < 400 or rnd.random() < 0.2 else rnd.randint(200, 1500)
+        r2.send(stream[off:off + k])
+        off += k
+        time.sleep(0.0005 if k < 8 else 0)
+    c1 = clients[1]
+    B.wait_for(lambda: len(c1.got) >= n_msg + 1 + len(sizes), 15, 'dribbled publishes')
+    got = [m.payload for m in c1.got[n_msg + 1:]]
+    check(got == [bytes([48 + i % 10]) * n for i, n in enumerate(sizes)],
+          'publishes written in pieces arrive whole and in order (%s)' % [len(g) for g in got])
+    r2.close()
     # $-topics do not match wildcard-first filters
     for c in clients:
         c.disconnect()
