@@ -184,6 +184,8 @@ void eng_message_view(struct tachyon_message *tm, const struct eng_str *topic,
 	tm->qos = qos;
 	tm->retain = retain;
 	tm->message_expiry = expiry_left;
+	if (!props)
+		return;
 	if (props->present & ENG_PBIT(ENG_PROP_CONTENT_TYPE))
 		tm->content_type = view(props->content_type);
 	if (props->present & ENG_PBIT(ENG_PROP_RESPONSE_TOPIC))
@@ -361,7 +363,7 @@ void eng_host_deliver(struct tachyon *e, const struct eng_msg *m, bool retained)
 	for (unsigned i = 0; i < n; i++) {
 		const struct eng_host_sub *s = hits[i].session;
 		struct tachyon_message tm;
-		eng_message_view(&tm, &m->topic, &m->payload, &m->props, m->qos, retained,
+		eng_message_view(&tm, &m->topic, &m->payload, m->props, m->qos, retained,
 				 m->expire_ms ? (uint32_t)((m->expire_ms - now + 999) / 1000) : 0);
 		s->fn(s->ctx, &tm);
 	}
@@ -397,7 +399,7 @@ static int host_retained_visit(void *ctx, const char *topic, size_t len, void *m
 
 	if (m->expire_ms && rc->now >= m->expire_ms)
 		return 0;
-	eng_message_view(&tm, &m->topic, &m->payload, &m->props, m->qos, true,
+	eng_message_view(&tm, &m->topic, &m->payload, m->props, m->qos, true,
 			 m->expire_ms ? (uint32_t)((m->expire_ms - rc->now + 999) / 1000) : 0);
 	rc->sub->fn(rc->sub->ctx, &tm);
 	return 0;

@@ -141,7 +141,9 @@ struct eng_msg {
 	uint64_t publisher_key; /* hash of the publisher's client id (sticky shared groups) */
 	struct eng_str topic;
 	struct eng_str payload;
-	struct eng_props props; /* views into data; no topic alias, no subscription ids */
+	/* NULL when the message has no properties to pass on; else at the start of data[], its
+	 * views into data (no topic alias, no subscription ids) */
+	const struct eng_props *props;
 	struct eng_str raw;     /* QoS 0 packet forwardable byte for byte, or empty */
 	uint64_t epoch;         /* route_epoch its routing matched under (eng_route, eng_xfer.c) */
 	uint8_t data[];
@@ -754,7 +756,7 @@ bool eng_intercept_drop(struct eng_client *c, const struct eng_publish *pub,
 			const struct eng_str *topic);
 /* Index of method name (+ 1), 0 if none is registered under it. */
 uint8_t eng_method_find(const struct tachyon *e, const uint8_t *name, size_t len);
-/* A message view for host callbacks and hooks. */
+/* A message view for host callbacks and hooks; props may be NULL (none). */
 void eng_message_view(struct tachyon_message *tm, const struct eng_str *topic,
 		      const struct eng_str *payload, const struct eng_props *props, uint8_t qos,
 		      bool retain, uint32_t expiry_left);

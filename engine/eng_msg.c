@@ -60,6 +60,11 @@ static struct eng_msg *msg_finish(struct eng_msg *m, const struct eng_props *pr,
 	return m;
 }
 
+/* The properties a stored message passes on: none of the per-hop ones. */
+#define MSG_PROPS_DROP                                                                             \
+	(ENG_PBIT(ENG_PROP_TOPIC_ALIAS) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID) |                     \
+	 ENG_PBIT(ENG_PROP_WILL_DELAY))
+
 struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 			    const struct eng_str *topic, uint8_t version, const uint8_t *raw,
 			    size_t rawlen, uint64_t now_ms)
@@ -69,7 +74,9 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	 * of the packet serves all four views. */
 	bool in_raw = rawlen && within(topic, raw, rawlen) && within(&pub->payload, raw, rawlen) &&
 		      within(&pr->raw, raw, rawlen);
-	size_t need = sizeof(struct eng_msg) + rawlen +
+	/* most messages have no properties: they do without the 232-byte struct */
+	bool has_props = (pr->present & ~MSG_PROPS_DROP) != 0;
+	size_t need = sizeof(struct eng_msg) + (has_props ? sizeof(struct eng_props) : 0) + rawlen +
 		      (in_raw ? 0 : topic->len + pub->payload.len + pr->raw.len);
 	struct eng_msg *m = NULL;
 	uint8_t *d;
@@ -114,19 +121,25 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	m->publisher_key = 0;
 	m->epoch = 0;
 	d = m->data;
-	m->props = *pr;
-	m->props.user = NULL;
-	m->props.sub_id = NULL;
-	m->props.sub_id_count = 0;
-	m->props.present &= ~(ENG_PBIT(ENG_PROP_TOPIC_ALIAS) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID) |
-			      ENG_PBIT(ENG_PROP_WILL_DELAY));
+	struct eng_props *mp = NULL;
+	if (has_props) {
+		mp = (struct eng_props *)(void *)d; /* data[] follows a uint64_t: aligned */
+		*mp = *pr;
+		mp->user = NULL;
+		mp->sub_id = NULL;
+		mp->sub_id_count = 0;
+		mp->present &= ~MSG_PROPS_DROP;
+		d += sizeof(*mp);
+	}
+	m->props = mp;
 	if (in_raw) {
 		memcpy(d, raw, rawlen);
 		m->raw = (struct eng_str){d, (uint32_t)rawlen};
 		m->topic = (struct eng_str){d + (topic->p - raw), topic->len};
 		m->payload = (struct eng_str){pub->payload.len ? d + (pub->payload.p - raw) : d,
 					      pub->payload.len};
-		rebase_props(&m->props, raw, d);
+		if (mp)
+			rebase_props(mp, raw, d);
 		return msg_finish(m, pr, now_ms);
 	}
 	memcpy(d, topic->p, topic->len);
@@ -136,10 +149,12 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 		memcpy(d, pub->payload.p, pub->payload.len);
 	m->payload = (struct eng_str){d, pub->payload.len};
 	d += pub->payload.len;
-	if (pr->raw.len)
-		memcpy(d, pr->raw.p, pr->raw.len);
-	rebase_props(&m->props, pr->raw.p, d);
-	d += pr->raw.len;
+	if (mp) {
+		if (pr->raw.len)
+			memcpy(d, pr->raw.p, pr->raw.len);
+		rebase_props(mp, pr->raw.p, d);
+		d += pr->raw.len;
+	}
 	if (rawlen) {
 		memcpy(d, raw, rawlen);
 		m->raw = (struct eng_str){d, (uint32_t)rawlen};

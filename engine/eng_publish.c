@@ -135,7 +135,8 @@ static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t q
 					.topic = m->topic, .payload = m->payload};
 		int n;
 		if (c->version == ENG_V5) {
-			p.props = m->props;
+			if (m->props)
+				p.props = *m->props;
 			if (m->expire_ms) {
 				uint64_t left = m->expire_ms > w->now_ms ? m->expire_ms - w->now_ms : 0;
 				p.props.present |= ENG_PBIT(ENG_PROP_MESSAGE_EXPIRY);
