@@ -49,8 +49,13 @@ struct eng_plugin;
 #define ENG_MAX_WORKERS (MT_CORES_MAX - 1)
 #define ENG_POLL_BATCH 256u
 #define ENG_INBOX_BATCH 256u
-#define ENG_MSG_POOL_SIZE 512u   /* messages up to this many bytes come from the pool */
-#define ENG_MSG_POOL_MAX 4096u   /* free messages kept per worker */
+/* Message blocks come from per-worker pools in ENG_MSG_CLASSES size classes: class k holds
+ * blocks of ENG_MSG_POOL_SIZE << 2k bytes (512 B, 2 KiB, 8 KiB) and keeps at most
+ * ENG_MSG_POOL_MAX >> 2k free ones (2 MiB a class); larger messages are allocated to size. */
+#define ENG_MSG_CLASSES 3u
+#define ENG_MSG_POOL_SIZE 512u
+#define ENG_MSG_POOL_MAX 4096u
+#define ENG_MSG_NO_CLASS 0xffu
 #define ENG_QENT_POOL_MAX 16384u /* free queue entries kept per worker */
 /* A partial packet's tail is kept in a buffer of ENG_RX_SMALL bytes from the worker's pool
  * (larger ones are allocated to size): a stream whose packets straddle reads takes and returns
@@ -58,7 +63,7 @@ struct eng_plugin;
 #define ENG_RX_SMALL 2048u
 #define ENG_RX_POOL_MAX 1024u
 #define ENG_RET_BATCH 32u        /* pool blocks sent home together (eng_msg_unref) */
-#define ENG_MSG_BACK_MAX 1024u   /* blocks other workers returned, kept per worker */
+#define ENG_MSG_BACK_MAX 1024u   /* blocks other workers returned, kept per worker (>> k) */
 #define ENG_NO_HOME 0xffu
 #define ENG_SCRATCH (256u * 1024u)
 #define ENG_QENT_IDS 2u          /* subscription identifiers kept inline per queue entry */
@@ -129,7 +134,7 @@ struct eng_stats {
  */
 struct eng_msg {
 	_Atomic uint32_t refs;
-	uint32_t alloc;      /* bytes allocated (pool when <= ENG_MSG_POOL_SIZE) */
+	uint8_t cls;         /* pool size class, ENG_MSG_NO_CLASS: allocated to size */
 	uint8_t qos;
 	bool retain;
 	uint8_t version;     /* of the publisher; 0: made by the broker */
@@ -448,6 +453,25 @@ struct eng_src {
 	uint32_t parked;
 } __attribute__((aligned(ENG_CACHE_LINE)));
 
+/* One size class of a worker's message blocks (eng_msg.c), touched by this worker only. */
+struct eng_mpool {
+	struct eng_msg *free;       /* blocks freed here */
+	uint32_t free_n;
+	struct eng_msg *back;       /* blocks other workers returned, taken from back[].head */
+	uint32_t back_taken;        /* blocks used from back since the last exchange */
+	/* Other workers' blocks freed here, a chain per home worker, sent home by
+	 * ENG_RET_BATCH and at the end of every loop iteration (eng_msg_ret_flush) */
+	struct eng_msg *ret_first[ENG_MAX_WORKERS], *ret_last[ENG_MAX_WORKERS];
+	uint32_t ret_n[ENG_MAX_WORKERS];
+	uint64_t ret_dirty;         /* homes with a chain pending */
+};
+
+/* The shared side of one class: where other workers return this worker's blocks. */
+struct eng_mpool_back {
+	_Atomic(struct eng_msg *) head;
+	_Atomic uint32_t n;         /* blocks pushed onto head and not yet counted used */
+};
+
 struct eng_worker {
 	struct tachyon *eng;
 	unsigned id;
@@ -463,15 +487,8 @@ struct eng_worker {
 	struct eng_client **ctab;   /* client id -> client (sessions of this core) */
 	uint32_t ctab_mask;
 	uint32_t ctab_count;
-	struct eng_msg *msg_pool;
-	uint32_t msg_pool_n;
-	struct eng_msg *msg_back;   /* blocks other workers returned, taken from ret_head */
-	uint32_t back_taken;        /* blocks used from msg_back since the last exchange */
-	/* Other workers' pool blocks freed here, a chain per home worker, sent home by
-	 * ENG_RET_BATCH and at the end of every loop iteration (eng_msg_ret_flush) */
-	struct eng_msg *ret_first[ENG_MAX_WORKERS], *ret_last[ENG_MAX_WORKERS];
-	uint32_t ret_n[ENG_MAX_WORKERS];
-	uint64_t ret_dirty;         /* homes with a chain pending */
+	struct eng_mpool mp[ENG_MSG_CLASSES]; /* message blocks, by size class */
+	uint8_t ret_dirty_cls;      /* classes with a chain to send home (eng_msg_ret_flush) */
 	bool exiting;               /* eng_worker_destroy: foreign blocks are freed, not sent */
 	struct eng_qent *qent_pool;
 	uint32_t qent_pool_n;
@@ -492,10 +509,9 @@ struct eng_worker {
 	/* Sessions of this core whose queue is at its limit. Written by this worker only,
 	 * read by every worker routing here (relaxed: a hint, read again at every publish). */
 	alignas(ENG_CACHE_LINE) _Atomic uint32_t congested;
-	/* This worker's pool blocks freed by other workers: a lock-free stack they push whole
-	 * chains onto (CAS) and this worker takes whole (exchange), so no ABA. */
-	alignas(ENG_CACHE_LINE) _Atomic(struct eng_msg *) ret_head;
-	_Atomic uint32_t back_n; /* blocks pushed onto ret_head and not yet counted used */
+	/* This worker's pool blocks freed by other workers, by class: lock-free stacks they push
+	 * whole chains onto (CAS) and this worker takes whole (exchange), so no ABA. */
+	alignas(ENG_CACHE_LINE) struct eng_mpool_back back[ENG_MSG_CLASSES];
 	alignas(ENG_CACHE_LINE) struct eng_stats stats;
 };
 

@@ -5,8 +5,8 @@
  *
  * A message is one allocation: the header, then the topic, the payload, the MQTT 5 property
  * block and, for QoS 0 packets that can be forwarded unchanged, the packet bytes as received.
- * Small messages come from the creating worker's pool (one block size), and go back to it
- * when the last reference is dropped. On another worker that is a remote free: the block
+ * Messages up to 8 KiB come from the creating worker's pool (three block sizes, a pool per
+ * size class: struct eng_mpool), and go back to it when the last reference is dropped. On another worker that is a remote free: the block
  * waits in a chain for its home worker and the chain is pushed onto the home's lock-free
  * return stack (one CAS per ENG_RET_BATCH blocks, or per loop iteration); the home takes the
  * whole stack (one exchange) when its pool runs dry. So a publisher's core and its
@@ -60,6 +60,42 @@ static struct eng_msg *msg_finish(struct eng_msg *m, const struct eng_props *pr,
 	return m;
 }
 
+/* The pool size class of a block of @need bytes, or ENG_MSG_NO_CLASS. */
+static unsigned msg_class(size_t need)
+{
+	for (unsigned k = 0; k < ENG_MSG_CLASSES; k++)
+		if (need <= (size_t)ENG_MSG_POOL_SIZE << (2 * k))
+			return k;
+	return ENG_MSG_NO_CLASS;
+}
+
+/* A free block of class k from w's pool, or NULL when it has none. */
+static struct eng_msg *mpool_take(struct eng_worker *w, unsigned k)
+{
+	struct eng_mpool *p = &w->mp[k];
+	struct eng_msg *m;
+
+	if (!p->free && !p->back) {
+		/* back.n counted what was taken since the last exchange: now all used */
+		atomic_fetch_sub_explicit(&w->back[k].n, p->back_taken, memory_order_relaxed);
+		p->back_taken = 0;
+		p->back = atomic_exchange_explicit(&w->back[k].head, NULL, memory_order_acquire);
+	}
+	if (p->free) {
+		m = p->free;
+		p->free = *(struct eng_msg **)(void *)m;
+		p->free_n--;
+		return m;
+	}
+	if (p->back) {
+		m = p->back;
+		p->back = *(struct eng_msg **)(void *)m;
+		p->back_taken++;
+		return m;
+	}
+	return NULL;
+}
+
 /* The properties a stored message passes on: none of the per-hop ones. */
 #define MSG_PROPS_DROP                                                                             \
 	(ENG_PBIT(ENG_PROP_TOPIC_ALIAS) | ENG_PBIT(ENG_PROP_SUBSCRIPTION_ID) |                     \
@@ -81,42 +117,26 @@ struct eng_msg *eng_msg_new(struct eng_worker *w, const struct eng_publish *pub,
 	struct eng_msg *m = NULL;
 	uint8_t *d;
 
-	if (need <= ENG_MSG_POOL_SIZE) {
-		if (w && !w->msg_pool && !w->msg_back) {
-			/* back_n counted what was taken since the last exchange: now all used */
-			atomic_fetch_sub_explicit(&w->back_n, w->back_taken, memory_order_relaxed);
-			w->back_taken = 0;
-			w->msg_back = atomic_exchange_explicit(&w->ret_head, NULL,
-							       memory_order_acquire);
-		}
-		if (w && w->msg_pool) {
-			m = w->msg_pool;
-			w->msg_pool = *(struct eng_msg **)(void *)m;
-			w->msg_pool_n--;
-		} else if (w && w->msg_back) {
-			m = w->msg_back;
-			w->msg_back = *(struct eng_msg **)(void *)m;
-			w->back_taken++;
-		} else {
-			m = malloc(ENG_MSG_POOL_SIZE);
+	unsigned k = msg_class(need);
+	if (k != ENG_MSG_NO_CLASS) {
+		m = w ? mpool_take(w, k) : NULL;
+		if (!m) {
+			m = malloc((size_t)ENG_MSG_POOL_SIZE << (2 * k));
 			if (w)
 				ENG_STAT_INC(&w->stats, pool_fallback);
 		}
-		if (!m)
-			return NULL;
-		m->alloc = ENG_MSG_POOL_SIZE;
 	} else {
 		m = malloc(need);
-		if (!m)
-			return NULL;
-		m->alloc = (uint32_t)need;
 	}
+	if (!m)
+		return NULL;
+	m->cls = (uint8_t)k;
 	atomic_init(&m->refs, 1);
 	m->qos = pub->qos;
 	m->retain = pub->retain;
 	m->version = version;
 	m->origin_core = w ? (uint8_t)w->id : 0;
-	m->home = w && m->alloc == ENG_MSG_POOL_SIZE ? (uint8_t)w->id : ENG_NO_HOME;
+	m->home = w && k != ENG_MSG_NO_CLASS ? (uint8_t)w->id : ENG_NO_HOME;
 	m->publisher = NULL;
 	m->publisher_key = 0;
 	m->epoch = 0;
@@ -174,50 +194,56 @@ static void chain_free(struct eng_msg *m)
 	}
 }
 
-/* Pushes w's chain for worker @h onto h's return stack. */
-static void ret_send(struct eng_worker *w, unsigned h)
+/* Pushes w's chain of class-k blocks for worker @h onto h's return stack. */
+static void ret_send(struct eng_worker *w, unsigned k, unsigned h)
 {
-	struct eng_worker *home = w->eng->workers[h];
-	struct eng_msg *first = w->ret_first[h], *last = w->ret_last[h];
+	struct eng_mpool *p = &w->mp[k];
+	struct eng_mpool_back *home = &w->eng->workers[h]->back[k];
+	struct eng_msg *first = p->ret_first[h], *last = p->ret_last[h];
 	struct eng_msg *top;
 
-	/* the home keeps at most about ENG_MSG_BACK_MAX returned blocks (the steady flow needs
-	 * a few chains); past that (a burst drained), they are freed like the surplus of the
-	 * local pool */
-	if (atomic_load_explicit(&home->back_n, memory_order_relaxed) >= ENG_MSG_BACK_MAX) {
+	/* the home keeps at most about ENG_MSG_BACK_MAX >> k returned blocks (the steady flow
+	 * needs a few chains); past that (a burst drained), they are freed like the surplus of
+	 * the local pool */
+	if (atomic_load_explicit(&home->n, memory_order_relaxed) >= ENG_MSG_BACK_MAX >> k) {
 		chain_free(first);
 		goto sent;
 	}
-	atomic_fetch_add_explicit(&home->back_n, w->ret_n[h], memory_order_relaxed);
-	top = atomic_load_explicit(&home->ret_head, memory_order_relaxed);
+	atomic_fetch_add_explicit(&home->n, p->ret_n[h], memory_order_relaxed);
+	top = atomic_load_explicit(&home->head, memory_order_relaxed);
 	do
 		*(struct eng_msg **)(void *)last = top;
 	/* release: the chain's links (and the blocks' last use here) before the home sees it */
-	while (!atomic_compare_exchange_weak_explicit(&home->ret_head, &top, first,
+	while (!atomic_compare_exchange_weak_explicit(&home->head, &top, first,
 						      memory_order_release, memory_order_relaxed));
 sent:
-	w->ret_first[h] = w->ret_last[h] = NULL;
-	w->ret_n[h] = 0;
-	w->ret_dirty &= ~(1ull << h);
+	p->ret_first[h] = p->ret_last[h] = NULL;
+	p->ret_n[h] = 0;
+	p->ret_dirty &= ~(1ull << h);
+	if (!p->ret_dirty)
+		w->ret_dirty_cls &= (uint8_t)~(1u << k);
 }
 
 static void ret_add(struct eng_worker *w, struct eng_msg *m)
 {
-	unsigned h = m->home;
+	unsigned h = m->home, k = m->cls;
+	struct eng_mpool *p = &w->mp[k];
 
-	*(struct eng_msg **)(void *)m = w->ret_first[h];
-	w->ret_first[h] = m;
-	if (!w->ret_last[h])
-		w->ret_last[h] = m;
-	w->ret_dirty |= 1ull << h;
-	if (++w->ret_n[h] == ENG_RET_BATCH)
-		ret_send(w, h);
+	*(struct eng_msg **)(void *)m = p->ret_first[h];
+	p->ret_first[h] = m;
+	if (!p->ret_last[h])
+		p->ret_last[h] = m;
+	p->ret_dirty |= 1ull << h;
+	w->ret_dirty_cls |= (uint8_t)(1u << k);
+	if (++p->ret_n[h] == ENG_RET_BATCH)
+		ret_send(w, k, h);
 }
 
 void eng_msg_ret_flush(struct eng_worker *w)
 {
-	while (w->ret_dirty)
-		ret_send(w, (unsigned)__builtin_ctzll(w->ret_dirty));
+	for (unsigned k = 0; k < ENG_MSG_CLASSES; k++)
+		while (w->mp[k].ret_dirty)
+			ret_send(w, k, (unsigned)__builtin_ctzll(w->mp[k].ret_dirty));
 }
 
 void eng_msg_unref(struct eng_msg *m)
@@ -229,7 +255,7 @@ void eng_msg_unref(struct eng_msg *m)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	w = eng_cur_worker;
-	if (m->alloc != ENG_MSG_POOL_SIZE || !w) {
+	if (m->cls == ENG_MSG_NO_CLASS || !w) {
 		free(m);
 		return;
 	}
@@ -241,10 +267,11 @@ void eng_msg_unref(struct eng_msg *m)
 		ret_add(w, m);
 		return;
 	}
-	if (w->msg_pool_n < ENG_MSG_POOL_MAX) {
-		*(struct eng_msg **)(void *)m = w->msg_pool;
-		w->msg_pool = m;
-		w->msg_pool_n++;
+	struct eng_mpool *p = &w->mp[m->cls];
+	if (p->free_n < ENG_MSG_POOL_MAX >> (2 * m->cls)) {
+		*(struct eng_msg **)(void *)m = p->free;
+		p->free = m;
+		p->free_n++;
 		return;
 	}
 	free(m);
@@ -297,18 +324,16 @@ void eng_qent_put(struct eng_worker *w, struct eng_qent *q)
 
 void eng_pools_free(struct eng_worker *w)
 {
-	chain_free(w->msg_pool);
-	w->msg_pool = NULL;
-	w->msg_pool_n = 0;
-	chain_free(w->msg_back);
-	w->msg_back = NULL;
-	chain_free(atomic_exchange_explicit(&w->ret_head, NULL, memory_order_acquire));
-	for (unsigned h = 0; h < ENG_MAX_WORKERS; h++) {
-		chain_free(w->ret_first[h]);
-		w->ret_first[h] = w->ret_last[h] = NULL;
-		w->ret_n[h] = 0;
+	for (unsigned k = 0; k < ENG_MSG_CLASSES; k++) {
+		struct eng_mpool *p = &w->mp[k];
+		chain_free(p->free);
+		chain_free(p->back);
+		chain_free(atomic_exchange_explicit(&w->back[k].head, NULL, memory_order_acquire));
+		for (unsigned h = 0; h < ENG_MAX_WORKERS; h++)
+			chain_free(p->ret_first[h]);
+		memset(p, 0, sizeof(*p));
 	}
-	w->ret_dirty = 0;
+	w->ret_dirty_cls = 0;
 	while (w->qent_pool) {
 		struct eng_qent *q = w->qent_pool;
 		w->qent_pool = q->next;

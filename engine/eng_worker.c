@@ -387,7 +387,7 @@ static uint8_t *rx_buf_get(struct eng_worker *w, uint32_t cap)
 static void rx_buf_put(struct eng_worker *w, uint8_t *buf, uint32_t cap)
 {
 	if (cap == ENG_RX_SMALL && w->rx_pool_n < ENG_RX_POOL_MAX) {
-		*(void **)buf = w->rx_pool;
+		*(void **)(void *)buf = w->rx_pool;
 		w->rx_pool = buf;
 		w->rx_pool_n++;
 		return;
@@ -720,7 +720,7 @@ void *eng_worker_main(void *arg)
 			w->slow_scan_ms = w->now_ms + 100;
 		}
 		eng_post_flush(e, w->id);
-		if (w->ret_dirty)
+		if (w->ret_dirty_cls)
 			eng_msg_ret_flush(w);
 		ns_flush(w->nsw);
 		eng_wheel_run(&w->wheel, w->now_ms, eng_timer_fire, w);
