@@ -138,6 +138,12 @@ int mt_index_del(struct mt_index *idx, const char *filter, size_t len, unsigned 
 /*
  * Cores with at least one non-shared subscriber whose filter matches topic name @topic
  * (assumed valid: mt_topic_name_check). 0 if none. Reader; no allocation, no lock, no write.
+ *
+ * A routing hint, exact up to 64-bit key collisions: readers identify a filter by a 64-bit hash
+ * key and never compare its text, so a topic whose key collides with some filter's (about 2^-64
+ * per pair) also gets that filter's cores: a superset, never a subset. Callers that deliver
+ * match again exactly (mt_local_match on the target core). The writer's bookkeeping is exact
+ * (per filter text), so colliding filters never disturb each other's counts.
  */
 uint64_t mt_index_match(const struct mt_index *idx, const char *topic, size_t len);
 
@@ -174,7 +180,7 @@ int mt_index_share_repick(const struct mt_index *idx, uint64_t group_id, uint64_
 struct mt_index_stats {
 	uint64_t exact_filters;	   /* distinct filters without wildcards */
 	uint64_t wildcard_filters; /* distinct filters with + or # */
-	uint64_t trie_nodes;	   /* wildcard trie nodes (edges) */
+	uint64_t trie_nodes;	   /* wildcard filter shapes (word/'+' level sequences) */
 	uint64_t share_groups;
 	uint64_t arena_bytes;	   /* mapped by the index itself (nodes, exact entries) */
 };
@@ -184,7 +190,7 @@ void mt_index_stats_get(const struct mt_index *idx, struct mt_index_stats *st);
 
 /* What the presence summaries (see match/mt_internal.h) did for one topic: keys checked, keys
  * the summary let through ("maybe"), and of those the keys actually present. (maybe - found)
- * / (checks - found) is the summaries' false-positive rate; each false positive costs a slot
+ * / (checks - found) is the summaries' false-positive rate; each false positive costs a bucket
  * probe. Diagnostics for bench_match. */
 struct mt_walk_stats {
 	uint64_t checks;
@@ -195,6 +201,12 @@ struct mt_walk_stats {
 /* Adds to @st the summary checks that matching @topic (valid) goes through. Reader. */
 void mt_index_walk_stats(const struct mt_index *idx, const char *topic, size_t len,
 			 struct mt_walk_stats *st);
+
+/* Test hook: filter keys are ANDed with @mask (default all ones), so that tests can force key
+ * collisions (e.g. mask 7: at most 8 distinct keys) and check that matches become supersets
+ * while subscribe/unsubscribe stay exact. Only on an empty index (else -EBUSY). Control thread.
+ * Never for production use: collisions cost routing to cores that drop the message. */
+int mt_index_test_key_mask(struct mt_index *idx, uint64_t mask);
 
 /* ---------------------------------------------------------------------------------------------
  * The per-core private index (mt_local.c). Owned by one worker; no locks, no RCU.

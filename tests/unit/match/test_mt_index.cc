@@ -5,6 +5,7 @@
  */
 #include <cerrno>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -177,6 +178,33 @@ TEST_F(MtIndexTest, Errors)
 }
 
 /* Random filters on random cores; every topic's mask equals the brute-force union. */
+/* Brute-force count of the wildcard filter shapes the index must hold (mt_index_stats
+ * trie_nodes): every non-empty prefix of the word/'+' level sequence (before a trailing '#') of
+ * every wildcard filter, counted once. */
+static uint64_t oracle_shapes(const std::map<std::pair<std::string, unsigned>, unsigned> &subs)
+{
+	std::set<std::string> shapes;
+	for (const auto &s : subs) {
+		const std::string &f = s.first.first;
+		if (f.find_first_of("+#") == std::string::npos)
+			continue;
+		std::string shape;
+		size_t start = 0;
+		for (;;) {
+			size_t end = f.find('/', start);
+			std::string lvl = f.substr(start, end == std::string::npos ? end : end - start);
+			if (lvl == "#")
+				break;
+			shape += lvl == "+" ? '+' : 'w';
+			shapes.insert(shape);
+			if (end == std::string::npos)
+				break;
+			start = end + 1;
+		}
+	}
+	return shapes.size();
+}
+
 static void oracle_round(mt_index *idx, mt_test::gen &g,
 			 std::map<std::pair<std::string, unsigned>, unsigned> &subs, int ntopics,
 			 uint32_t maxl)
@@ -224,6 +252,9 @@ TEST(MtIndex, OracleRandomChurn)
 				++it;
 			}
 			oracle_round(idx, g, subs, 500, maxl);
+			mt_index_stats st;
+			mt_index_stats_get(idx, &st);
+			EXPECT_EQ(st.trie_nodes, oracle_shapes(subs)) << "round " << round;
 		}
 		/* Delete everything: the index must be empty and pruned. */
 		for (auto &s : subs)
@@ -342,4 +373,110 @@ TEST(MtIndex, DestroyWithContentDoesNotLeak)
 		}
 	}
 	mt_index_destroy(idx); /* LSan checks the rest */
+}
+
+/* Readers trust 64-bit filter keys; force collisions (keys cut to @mask's bits) and check that
+ * a match is then a superset of the oracle's answer, and that the writer's per-filter counts stay
+ * exact through unsubscribe: a colliding filter's cores stay while it has subscribers and go with
+ * its last one. */
+static void collision_round(uint64_t mask, uint64_t seed)
+{
+	mt_test::gen g(seed);
+	mt_config cfg;
+	mt_config_defaults(&cfg);
+	cfg.max_cores = 16;
+	mt_index *idx = mt_index_create(&cfg);
+	ASSERT_NE(idx, nullptr);
+	ASSERT_EQ(mt_index_test_key_mask(idx, mask), 0);
+	std::map<std::pair<std::string, unsigned>, unsigned> subs;
+	auto check = [&](int ntopics) {
+		for (int i = 0; i < ntopics; i++) {
+			std::string t = i % 2 ? g.topic(6) : g.filter(6);
+			if (t.find_first_of("+#") != std::string::npos)
+				continue;
+			uint64_t want = 0, any = 0;
+			for (const auto &s : subs) {
+				any |= 1ull << s.first.second;
+				if (mt_test::oracle_match(s.first.first, t))
+					want |= 1ull << s.first.second;
+			}
+			uint64_t got = mt_index_match(idx, t.data(), t.size());
+			ASSERT_EQ(got & want, want) << t; /* never a subset */
+			ASSERT_EQ(got & ~any, 0u) << t;	  /* only cores that subscribed */
+		}
+	};
+	for (int i = 0; i < 400; i++) {
+		std::string f = g.filter(6);
+		unsigned core = g.below(16);
+		ASSERT_EQ(mt_index_add(idx, f.data(), f.size(), core), 0) << f;
+		subs[{f, core}]++;
+	}
+	check(400);
+	/* Unsubscribe everything one count at a time: every delete of a subscriber that exists
+	 * succeeds, one more fails, whatever else shares the filter's key. */
+	while (!subs.empty()) {
+		auto it = subs.begin();
+		std::advance(it, g.below((uint32_t)subs.size()));
+		const std::string &f = it->first.first;
+		unsigned core = it->first.second;
+		ASSERT_EQ(mt_index_del(idx, f.data(), f.size(), core), 0) << f;
+		if (--it->second == 0) {
+			ASSERT_EQ(mt_index_del(idx, f.data(), f.size(), core), -ENOENT) << f;
+			subs.erase(it);
+		}
+		if (subs.size() % 50 == 0)
+			check(40);
+	}
+	mt_index_stats st;
+	mt_index_stats_get(idx, &st);
+	EXPECT_EQ(st.exact_filters, 0u);
+	EXPECT_EQ(st.wildcard_filters, 0u);
+	EXPECT_EQ(st.trie_nodes, 0u);
+	for (int i = 0; i < 100; i++) {
+		std::string t = g.topic(6);
+		EXPECT_EQ(mt_index_match(idx, t.data(), t.size()), 0u) << t;
+	}
+	mt_index_destroy(idx);
+}
+
+TEST(MtIndex, KeyCollisionsGiveSupersetsAndExactCounts)
+{
+	collision_round(0, 31);	     /* every exact filter one key, every wildcard filter one key */
+	collision_round(7, 32);	     /* a few keys */
+	collision_round(0xff00, 33); /* more keys, spread over buckets */
+}
+
+/* With every key cut to nothing, all exact filters share one key and all wildcard filters
+ * another: every topic gets every exact filter's cores, and a topic deep enough for a wildcard
+ * shape every wildcard filter's cores too. Unsubscribes stay per filter text. */
+TEST(MtIndex, KeyCollisionOfTwoFilters)
+{
+	mt_index *idx = mt_index_create(nullptr);
+	ASSERT_NE(idx, nullptr);
+	ASSERT_EQ(mt_index_test_key_mask(idx, 0), 0);
+	ASSERT_EQ(mt_index_add(idx, "a/b", 3, 1), 0);
+	ASSERT_EQ(mt_index_add(idx, "c/d", 3, 2), 0);
+	ASSERT_EQ(mt_index_add(idx, "c/d", 3, 2), 0);
+	ASSERT_EQ(mt_index_add(idx, "x/+/z", 5, 5), 0);
+	ASSERT_EQ(mt_index_add(idx, "y/+/z", 5, 6), 0);
+	EXPECT_EQ(mt_index_test_key_mask(idx, ~0ull), -EBUSY);
+	EXPECT_EQ(mt_index_match(idx, "a/b", 3), 0x6u);
+	EXPECT_EQ(mt_index_match(idx, "x/1/z", 5), 0x66u);
+	/* The writer keeps them apart: core 2 is not a subscriber of "a/b", core 1 not of "c/d". */
+	EXPECT_EQ(mt_index_del(idx, "a/b", 3, 2), -ENOENT);
+	EXPECT_EQ(mt_index_del(idx, "c/d", 3, 1), -ENOENT);
+	EXPECT_EQ(mt_index_del(idx, "y/+/z", 5, 5), -ENOENT);
+	ASSERT_EQ(mt_index_del(idx, "c/d", 3, 2), 0);
+	EXPECT_EQ(mt_index_match(idx, "a/b", 3), 0x6u); /* "c/d" has one subscriber left */
+	ASSERT_EQ(mt_index_del(idx, "c/d", 3, 2), 0);
+	EXPECT_EQ(mt_index_del(idx, "c/d", 3, 2), -ENOENT);
+	EXPECT_EQ(mt_index_match(idx, "a/b", 3), 0x2u);
+	EXPECT_EQ(mt_index_match(idx, "c/d", 3), 0x2u); /* still collides with "a/b" */
+	ASSERT_EQ(mt_index_del(idx, "x/+/z", 5, 5), 0);
+	EXPECT_EQ(mt_index_match(idx, "x/1/z", 5), 0x42u);
+	ASSERT_EQ(mt_index_del(idx, "a/b", 3, 1), 0);
+	ASSERT_EQ(mt_index_del(idx, "y/+/z", 5, 6), 0);
+	EXPECT_EQ(mt_index_match(idx, "a/b", 3), 0u);
+	EXPECT_EQ(mt_index_match(idx, "x/1/z", 5), 0u);
+	mt_index_destroy(idx);
 }
