@@ -391,13 +391,21 @@ static void summary(struct dtransport *t)
 		const struct ns_stack_stats *x = &w->st.xs;
 		fprintf(stderr,
 			"netstack: dpdk worker %u drops: tx_nobuf %llu, tx_dropped %llu, "
-			"txfwd_drop %llu, arp_miss_drop %llu, tcp_rcv_drop %llu, refused %llu, "
-			"retransmits %llu, timeouts %llu, timers_deferred %llu\n",
+			"txfwd_drop %llu, arp_miss_drop %llu, tcp_rcv_drop %llu, tcp_rcv_dup %llu, "
+			"refused %llu, tlp_probes %llu, tlp_recoveries %llu, tlp_spurious %llu, "
+			"retransmits %llu, fast_retransmits %llu, rto_fired %llu, ooo_segs %llu, "
+			"dupacks %llu, timeouts %llu, timers_deferred %llu\n",
 			i, (unsigned long long)x->tx_nobuf, (unsigned long long)w->dp.tx_dropped,
 			(unsigned long long)w->ss.txfwd_drop, (unsigned long long)x->arp_miss_drop,
-			(unsigned long long)x->tcp_rcv_drop,
+			(unsigned long long)x->tcp_rcv_drop, (unsigned long long)x->tcp_rcv_dup,
 			(unsigned long long)w->st.base.stats.refused,
-			(unsigned long long)x->tcp_retransmits, (unsigned long long)x->tcp_timeouts,
+			(unsigned long long)x->tcp_tlp_probes,
+			(unsigned long long)x->tcp_tlp_recoveries,
+			(unsigned long long)x->tcp_tlp_spurious,
+			(unsigned long long)x->tcp_retransmits,
+			(unsigned long long)x->tcp_fast_retransmits,
+			(unsigned long long)x->tcp_rto_fired, (unsigned long long)x->tcp_ooo_segs,
+			(unsigned long long)x->tcp_dupacks, (unsigned long long)x->tcp_timeouts,
 			(unsigned long long)w->ss.timers_deferred);
 	}
 	struct rte_eth_stats es;
@@ -723,6 +731,10 @@ void ns_dpdk_dump_stats(struct ns_transport *base, FILE *f)
 		P("tcp_dupacks", x->tcp_dupacks);
 		P("tcp_ooo_segs", x->tcp_ooo_segs);
 		P("tcp_rcv_drop", x->tcp_rcv_drop);
+		P("tcp_rcv_dup", x->tcp_rcv_dup);
+		P("tcp_tlp_probes", x->tcp_tlp_probes);
+		P("tcp_tlp_recoveries", x->tcp_tlp_recoveries);
+		P("tcp_tlp_spurious", x->tcp_tlp_spurious);
 		P("tcp_challenge_acks", x->tcp_challenge_acks);
 		P("tcp_syncookies_tx", x->tcp_syncookies_tx);
 		P("tcp_syncookies_ok", x->tcp_syncookies_ok);

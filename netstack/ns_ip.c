@@ -150,6 +150,7 @@ void ns_stack_cfg_defaults(struct ns_stack_cfg *cfg)
 		.timestamps = true,
 		.wscale = true,
 		.syncookies = true,
+		.tlp = true,
 	};
 	if (getrandom(cfg->secret, sizeof(cfg->secret), 0) != (ssize_t)sizeof(cfg->secret)) {
 		/* No entropy source is a broken host, but the stack still works (predictable ISNs). */
@@ -173,6 +174,10 @@ int ns_stack_init(struct ns_stack *st, const struct ns_stack_cfg *cfg,
 	st->cfg = *cfg;
 	st->dev = dev;
 	st->dev_ctx = dev_ctx;
+	ns_chunk_cache_init(&st->chunks, NS_SB_SMALL_SIZE, NS_SB_CHUNK_SIZE, NS_SB_SMALL_FREE_MAX,
+			    NS_SB_CHUNK_FREE_MAX);
+	if (getrandom(&st->port_seed, sizeof(st->port_seed), 0) != (ssize_t)sizeof(st->port_seed))
+		st->port_seed = (uint32_t)ns_siphash(cfg->secret, &st, sizeof(st)); /* no entropy */
 	uint32_t buckets = 1024;
 	while (buckets < cfg->max_conns && buckets < (1u << 20))
 		buckets <<= 1;
@@ -410,16 +415,24 @@ static void arp_input(struct ns_stack *st, const uint8_t *f, uint32_t len, unsig
  */
 static void arp_confirm(struct ns_stack *st, uint32_t src, const uint8_t *mac)
 {
+	/* Called per IPv4 frame: the usual frame comes from the neighbour of the last one,
+	 * whose entry is fresh, and needs neither the subnet check nor the lookup. Skipping is
+	 * safe: before arp_seen_until a confirmation would change nothing. */
+	if (src == st->arp_seen_ip && st->now_us < st->arp_seen_until)
+		return;
 	if ((src & st->cfg.netmask) != (st->cfg.ip & st->cfg.netmask))
 		return;
 	struct ns_arp_entry *e = arp_find(st, src);
 	uint64_t life = (uint64_t)st->cfg.arp_timeout_ms * 1000;
-	if (!e || !e->resolved || e->expires_us > st->now_us + life / 2 ||
-	    memcmp(e->mac, mac, NS_ETH_ALEN) != 0)
+	if (!e || !e->resolved || memcmp(e->mac, mac, NS_ETH_ALEN) != 0)
 		return;
-	e->expires_us = st->now_us + life;
-	e->polls = 0;
-	e->poll_us = 0;
+	if (e->expires_us <= st->now_us + life / 2) {
+		e->expires_us = st->now_us + life;
+		e->polls = 0;
+		e->poll_us = 0;
+	}
+	st->arp_seen_ip = src;
+	st->arp_seen_until = e->expires_us - life / 2;
 }
 
 static void icmp_input(struct ns_stack *st, const struct ns_ip_hdr *ih, const uint8_t *l4,

@@ -10,11 +10,12 @@
  * dirty connection with one writev() and arms EPOLLOUT only when the socket is full.
  *
  * Memory: an idle connection holds no buffer, only its struct kconn (allocated in blocks).
- * Chunks come in two sizes: a write that starts an empty queue and fits KCHUNK_SMALL takes a
- * small chunk, anything else a big one. Most writes are acks, CONNACKs, PINGRESPs and small
- * publishes that leave at the next flush, and a burst of them (thousands of CONNACKs or
- * PINGRESPs in one poll) then touches a few hundred bytes per connection instead of a 16 KiB
- * chunk each, which the free list would keep resident afterwards.
+ * Chunks come in two sizes (ns_chunk.h, shared with the TCP stack's send buffer): a write that
+ * starts an empty queue and fits KCHUNK_SMALL takes a small chunk, anything else a big one.
+ * Most writes are acks, CONNACKs, PINGRESPs and small publishes that leave at the next flush,
+ * and a burst of them (thousands of CONNACKs or PINGRESPs in one poll) then touches a few
+ * hundred bytes per connection instead of a 16 KiB chunk each, which the free list would keep
+ * resident afterwards.
  *
  * Connection life: OPEN -> (ns_close graceful with output queued) CLOSING -> (queue drained,
  * shutdown(SHUT_WR)) LINGER -> DEAD. LINGER discards input until the peer closes, so the last
@@ -35,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ns_chunk.h"
 #include "ns_internal.h"
 
 #define KCHUNK_BIG 16384     /* bytes per big chunk, header included (an allocator size class) */
@@ -44,16 +46,6 @@
 #define KCONN_BLOCK 256
 #define KIOV_MAX 64
 #define KRX_ARENA_CHUNKS 16 /* receive arena = this many rx_chunks */
-
-struct kchunk {
-	struct kchunk *next;
-	uint32_t off; /* first byte not yet sent */
-	uint32_t len; /* bytes stored */
-	uint32_t cap; /* bytes data[] holds: KCHUNK_SMALL or KCHUNK_BIG less the header */
-	uint8_t data[];
-};
-
-#define KCHUNK_CAP(size) ((uint32_t)((size) - offsetof(struct kchunk, data)))
 
 enum kstate {
 	KS_OPEN,
@@ -78,8 +70,8 @@ struct kconn {
 	bool epollout;
 	int close_err;
 	size_t pending;
-	struct kchunk *head;
-	struct kchunk *tail;
+	struct ns_chunk *head;
+	struct ns_chunk *tail;
 	struct kconn *next_dirty;
 	struct kconn *next_note;
 	struct kconn *prev; /* live list, or free / zombie list (next only) */
@@ -104,8 +96,7 @@ struct kworker {
 	struct kconn *free_conns;
 	void **blocks; /* connection blocks, for destroy */
 	size_t nblocks;
-	struct kchunk *free_chunks[2]; /* [0] small, [1] big */
-	unsigned nfree_chunks[2];
+	struct ns_chunk_cache chunks; /* output chunks, both sizes */
 };
 
 static struct kworker *kw(struct ns_worker *w)
@@ -118,42 +109,12 @@ static struct kconn *kc(struct ns_conn *c)
 	return (struct kconn *)c;
 }
 
-static struct kchunk *chunk_get(struct kworker *w, bool big)
-{
-	struct kchunk *ch = w->free_chunks[big];
-	if (ch) {
-		w->free_chunks[big] = ch->next;
-		w->nfree_chunks[big]--;
-	} else {
-		ch = malloc(big ? KCHUNK_BIG : KCHUNK_SMALL);
-		if (!ch)
-			return NULL;
-		ch->cap = KCHUNK_CAP(big ? KCHUNK_BIG : KCHUNK_SMALL);
-	}
-	ch->next = NULL;
-	ch->off = 0;
-	ch->len = 0;
-	return ch;
-}
-
-static void chunk_put(struct kworker *w, struct kchunk *ch)
-{
-	bool big = ch->cap > KCHUNK_CAP(KCHUNK_SMALL);
-	if (w->nfree_chunks[big] >= KCHUNK_FREE_MAX) {
-		free(ch);
-		return;
-	}
-	ch->next = w->free_chunks[big];
-	w->free_chunks[big] = ch;
-	w->nfree_chunks[big]++;
-}
-
 static void drop_output(struct kworker *w, struct kconn *c)
 {
 	while (c->head) {
-		struct kchunk *ch = c->head;
+		struct ns_chunk *ch = c->head;
 		c->head = ch->next;
-		chunk_put(w, ch);
+		ns_chunk_put(&w->chunks, ch);
 	}
 	c->tail = NULL;
 	c->pending = 0;
@@ -297,7 +258,7 @@ static void flush_conn(struct kworker *w, struct kconn *c)
 	struct iovec iov[KIOV_MAX];
 	unsigned n = 0;
 
-	for (struct kchunk *ch = c->head; ch && n < KIOV_MAX; ch = ch->next)
+	for (struct ns_chunk *ch = c->head; ch && n < KIOV_MAX; ch = ch->next)
 		iov[n++] = (struct iovec){ch->data + ch->off, ch->len - ch->off};
 	if (n) {
 		ssize_t wr = writev(c->fd, iov, (int)n);
@@ -312,7 +273,7 @@ static void flush_conn(struct kworker *w, struct kconn *c)
 		w->base.stats.tx_bytes += (uint64_t)wr;
 		c->pending -= (size_t)wr;
 		while (wr > 0) {
-			struct kchunk *ch = c->head;
+			struct ns_chunk *ch = c->head;
 			size_t in = ch->len - ch->off;
 			if ((size_t)wr < in) {
 				ch->off += (uint32_t)wr;
@@ -320,7 +281,7 @@ static void flush_conn(struct kworker *w, struct kconn *c)
 			}
 			wr -= (ssize_t)in;
 			c->head = ch->next;
-			chunk_put(w, ch);
+			ns_chunk_put(&w->chunks, ch);
 		}
 		if (!c->head)
 			c->tail = NULL;
@@ -470,33 +431,10 @@ static int k_send(struct ns_conn *base, const struct iovec *iov, unsigned iovcnt
 		w->base.stats.tx_full++;
 		return -ENOBUFS;
 	}
-	for (unsigned i = 0; i < iovcnt; i++) {
-		const uint8_t *src = iov[i].iov_base;
-		size_t len = iov[i].iov_len;
-		while (len) {
-			struct kchunk *t = c->tail;
-			if (!t || t->len == t->cap) {
-				/* small only for a write that fits one into an empty queue */
-				t = chunk_get(w, c->tail || total > KCHUNK_CAP(KCHUNK_SMALL));
-				if (!t) {
-					/* out of memory on the data path: the connection cannot continue */
-					conn_dead(w, c, -ENOMEM);
-					return -EPIPE;
-				}
-				if (c->tail)
-					c->tail->next = t;
-				else
-					c->head = t;
-				c->tail = t;
-			}
-			size_t take = t->cap - t->len;
-			if (take > len)
-				take = len;
-			memcpy(t->data + t->len, src, take);
-			t->len += (uint32_t)take;
-			src += take;
-			len -= take;
-		}
+	if (ns_chunk_append(&w->chunks, &c->head, &c->tail, iov, iovcnt, total) != 0) {
+		/* out of memory on the data path: the connection cannot continue */
+		conn_dead(w, c, -ENOMEM);
+		return -EPIPE;
 	}
 	c->pending += total;
 	if (!c->dirty && total) {
@@ -575,12 +513,7 @@ static void k_destroy(struct ns_transport *t)
 			continue;
 		while (w->live)
 			conn_dead(w, w->live, 0);
-		for (int big = 0; big < 2; big++)
-			while (w->free_chunks[big]) {
-				struct kchunk *ch = w->free_chunks[big];
-				w->free_chunks[big] = ch->next;
-				free(ch);
-			}
+		ns_chunk_cache_fini(&w->chunks);
 		for (size_t b = 0; b < w->nblocks; b++)
 			free(w->blocks[b]);
 		free(w->blocks);
@@ -668,6 +601,7 @@ static int worker_init(struct ns_transport *t, unsigned idx, char *err, size_t e
 	w->base.t = t;
 	w->base.idx = idx;
 	w->lfd = w->evfd = -1;
+	ns_chunk_cache_init(&w->chunks, KCHUNK_SMALL, KCHUNK_BIG, KCHUNK_FREE_MAX, KCHUNK_FREE_MAX);
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->rx_size = (size_t)t->cfg.rx_chunk * KRX_ARENA_CHUNKS;

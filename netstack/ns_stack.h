@@ -20,6 +20,7 @@
 #ifndef NS_STACK_H
 #define NS_STACK_H
 
+#include "ns_chunk.h"
 #include "ns_internal.h"
 #include "ns_pkt.h"
 
@@ -60,6 +61,7 @@ struct ns_stack_cfg {
 	bool timestamps;    /* offer/accept RFC 7323 timestamps */
 	bool wscale;        /* offer/accept RFC 7323 window scaling */
 	bool syncookies;    /* answer with SYN cookies when the backlog is full */
+	bool tlp;           /* RFC 8985 tail loss probes (on by default) */
 	/* Flow steering (ns_steer.c), for stacks that are one of several workers on a device:
 	 * active opens pick a local port whose flow ns_steer_owner() gives to steer_self. */
 	uint16_t steer_workers; /* 0 or 1: no constraint */
@@ -88,11 +90,15 @@ struct ns_stack_stats {
 	uint64_t tcp_rst_rx;
 	uint64_t tcp_no_listener;
 	uint64_t tcp_retransmits; /* RTO-driven segments */
+	uint64_t tcp_tlp_probes;  /* tail loss probes sent (RFC 8985 7.3) */
+	uint64_t tcp_tlp_recoveries; /* retransmitted probes that repaired a loss */
+	uint64_t tcp_tlp_spurious;   /* retransmitted probes the timestamps showed needless */
 	uint64_t tcp_fast_retransmits;
 	uint64_t tcp_rto_fired;
 	uint64_t tcp_dupacks;
 	uint64_t tcp_ooo_segs;    /* segments queued out of order */
-	uint64_t tcp_rcv_drop;    /* data outside the window or beyond max_segs */
+	uint64_t tcp_rcv_drop;    /* new data dropped: beyond the window or max_segs, no descriptor */
+	uint64_t tcp_rcv_dup;     /* segments with nothing new: already received, or PAWS-old */
 	uint64_t tcp_challenge_acks;
 	uint64_t tcp_syncookies_tx;
 	uint64_t tcp_syncookies_ok;
@@ -131,6 +137,14 @@ struct ns_stack {
 
 	struct ns_arp_entry arp[NS_ARP_SLOTS];
 	uint16_t ip_id;
+	/* arp_confirm()'s last neighbour: frames from arp_seen_ip before arp_seen_until need no
+	 * lookup (its entry is more than half a lifetime from expiry) */
+	uint32_t arp_seen_ip;
+	uint64_t arp_seen_until;
+	/* Ephemeral ports (RFC 6056 3.3.3 spirit): a random per-stack seed from getrandom() at
+	 * init, a keyed hash of the destination, and a counter that moves on per connection. */
+	uint32_t port_seed;
+	uint32_t port_count;
 
 	/* TCP: flow table, lists, timer wheel, segment pool */
 	struct ns_tcb **flows;
@@ -153,10 +167,7 @@ struct ns_stack {
 	size_t nblocks;
 	struct ns_tcb *wheel[NS_WHEEL_SLOTS];
 	uint64_t wheel_tick; /* last tick processed */
-	void *free_chunks;   /* send-buffer chunks */
-	unsigned nfree_chunks;
-	void *free_small;    /* small send-buffer chunks */
-	unsigned nfree_small;
+	struct ns_chunk_cache chunks; /* send-buffer chunks, both sizes */
 };
 
 /* Defaults for everything but addresses, port and MAC; a random secret (getrandom). */

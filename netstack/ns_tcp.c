@@ -16,8 +16,6 @@
 
 #define TCB_BLOCK 256
 #define SEG_BLOCK 1024
-#define CHUNK_FREE_MAX 256
-#define SMALL_FREE_MAX 4096
 
 /* ---- allocation ------------------------------------------------------------------------- */
 
@@ -92,53 +90,6 @@ static void seg_list_release(struct ns_stack *st, struct ns_seg *s)
 	}
 }
 
-/* A chunk of cap (NS_SB_CHUNK or NS_SB_SMALL) bytes, from its free list or malloc. */
-static struct ns_sb_chunk *chunk_get(struct ns_stack *st, uint32_t cap)
-{
-	bool small = cap == NS_SB_SMALL;
-	void **list = small ? &st->free_small : &st->free_chunks;
-	struct ns_sb_chunk *c = *list;
-	if (c) {
-		*list = c->next;
-		if (small)
-			st->nfree_small--;
-		else
-			st->nfree_chunks--;
-	} else {
-		c = malloc(sizeof(*c) + cap);
-		if (!c)
-			return NULL;
-	}
-	c->next = NULL;
-	c->len = 0;
-	c->cap = cap;
-	return c;
-}
-
-static void chunk_put(struct ns_stack *st, struct ns_sb_chunk *c)
-{
-	bool small = c->cap == NS_SB_SMALL;
-	unsigned *n = small ? &st->nfree_small : &st->nfree_chunks;
-	if (*n >= (small ? SMALL_FREE_MAX : CHUNK_FREE_MAX)) {
-		free(c);
-		return;
-	}
-	void **list = small ? &st->free_small : &st->free_chunks;
-	c->next = *list;
-	*list = c;
-	(*n)++;
-}
-
-static void chunk_list_free(void **list, unsigned *n)
-{
-	while (*list) {
-		struct ns_sb_chunk *c = *list;
-		*list = c->next;
-		free(c);
-	}
-	*n = 0;
-}
-
 /* Drops n acknowledged bytes from the front of the send buffer. */
 void sb_drop_front(struct ns_stack *st, struct ns_tcb *t, uint32_t n)
 {
@@ -146,32 +97,28 @@ void sb_drop_front(struct ns_stack *st, struct ns_tcb *t, uint32_t n)
 		NS_DIE("acknowledged more than the send buffer holds");
 	t->sb_len -= n;
 	while (n) {
-		struct ns_sb_chunk *c = t->sb_head;
-		uint32_t in = c->len - t->sb_off;
+		struct ns_chunk *c = t->sb_head;
+		uint32_t in = c->len - c->off;
 		if (n < in) {
-			t->sb_off += n;
+			c->off += n;
 			break;
 		}
 		n -= in;
 		t->sb_head = c->next;
-		t->sb_off = 0;
-		chunk_put(st, c);
+		ns_chunk_put(&st->chunks, c);
 	}
-	if (!t->sb_head) {
+	if (!t->sb_head)
 		t->sb_tail = NULL;
-		t->sb_off = 0;
-	}
 }
 
 static void sb_drop_all(struct ns_stack *st, struct ns_tcb *t)
 {
 	while (t->sb_head) {
-		struct ns_sb_chunk *c = t->sb_head;
+		struct ns_chunk *c = t->sb_head;
 		t->sb_head = c->next;
-		chunk_put(st, c);
+		ns_chunk_put(&st->chunks, c);
 	}
 	t->sb_tail = NULL;
-	t->sb_off = 0;
 	t->sb_len = 0;
 }
 
@@ -501,37 +448,13 @@ int ns_stack_send(struct ns_conn *c, const struct iovec *iov, unsigned iovcnt)
 		st->base.stats.tx_full++;
 		return -ENOBUFS;
 	}
-	for (unsigned i = 0; i < iovcnt; i++) {
-		const uint8_t *src = iov[i].iov_base;
-		size_t len = iov[i].iov_len;
-		while (len) {
-			struct ns_sb_chunk *ch = t->sb_tail;
-			if (!ch || ch->len == ch->cap) {
-				ch = chunk_get(st, !t->sb_head && total <= NS_SB_SMALL
-							   ? NS_SB_SMALL
-							   : NS_SB_CHUNK);
-				if (!ch) {
-					/* out of memory on the data path: this connection ends */
-					tcp_send_rst(st, t);
-					tcb_drop(st, t, -ENOMEM);
-					return -EPIPE;
-				}
-				if (t->sb_tail)
-					t->sb_tail->next = ch;
-				else
-					t->sb_head = ch;
-				t->sb_tail = ch;
-			}
-			size_t take = ch->cap - ch->len;
-			if (take > len)
-				take = len;
-			memcpy(ch->data + ch->len, src, take);
-			ch->len += (uint32_t)take;
-			t->sb_len += (uint32_t)take;
-			src += take;
-			len -= take;
-		}
+	if (ns_chunk_append(&st->chunks, &t->sb_head, &t->sb_tail, iov, iovcnt, total) != 0) {
+		/* out of memory on the data path: this connection ends */
+		tcp_send_rst(st, t);
+		tcb_drop(st, t, -ENOMEM);
+		return -EPIPE;
 	}
+	t->sb_len += (uint32_t)total;
 	if (total)
 		tcb_dirty(st, t);
 	return 0;
@@ -766,7 +689,15 @@ int ns_stack_connect(struct ns_stack *st, uint32_t raddr, uint16_t rport, struct
 	if (st->nconns >= st->cfg.max_conns)
 		return -EMFILE;
 	uint16_t lport = 0;
-	uint32_t r = (uint32_t)ns_siphash(st->cfg.secret, &st->now_us, sizeof(st->now_us));
+	/* RFC 6056 3.3.3-like: a random seed (getrandom() at init), a keyed hash of the
+	 * destination, and a per-stack counter, so successive connections start apart and an
+	 * observer cannot predict the next port from the clock */
+	struct {
+		uint32_t raddr;
+		uint16_t rport, pad;
+	} dst = {raddr, rport, 0};
+	uint32_t r = st->port_seed + st->port_count++ +
+		     (uint32_t)ns_siphash(st->cfg.secret, &dst, sizeof(dst));
 	/* With several workers on one device, only a port whose flow this core owns will see
 	 * the answers (ns_steer.c): about one candidate in steer_workers qualifies, so the walk
 	 * is longer by that factor. */
@@ -823,8 +754,7 @@ void ns_stack_fini(struct ns_stack *st)
 		sb_drop_all(st, t);
 	}
 	ns_stack_arp_fini(st);
-	chunk_list_free(&st->free_chunks, &st->nfree_chunks);
-	chunk_list_free(&st->free_small, &st->nfree_small);
+	ns_chunk_cache_fini(&st->chunks);
 	for (size_t i = 0; i < st->nblocks; i++)
 		free(st->blocks[i]);
 	free(st->blocks);

@@ -73,22 +73,17 @@ struct ns_seg {
 };
 
 /*
- * Send-buffer chunks come in two sizes. A buffer that starts empty with a short write (an
- * idle connection's CONNACK or PINGRESP) gets a small chunk; everything else fills 16 KiB
- * ones. With only the large size, every connection with a few unacknowledged bytes held 16
- * KiB of address space and touched a 4 KiB page of it: 100,000 idle connections answered at
- * once (issue #6) pinned hundreds of MB until their ACKs came, and the allocator kept the
- * pages for a while after.
+ * Send-buffer chunks (ns_chunk.h) come in two sizes: a buffer that starts empty with a short
+ * write (an idle connection's CONNACK or PINGRESP) gets a small chunk, everything else fills
+ * 16 KiB ones (issue #6: 100,000 idle connections answered at once). Sizes are allocations,
+ * header included.
  */
-#define NS_SB_CHUNK (16 * 1024 - 16)
-#define NS_SB_SMALL (256 - 16)
-
-struct ns_sb_chunk {
-	struct ns_sb_chunk *next;
-	uint32_t len;
-	uint32_t cap; /* NS_SB_CHUNK or NS_SB_SMALL bytes of data */
-	uint8_t data[];
-};
+#define NS_SB_CHUNK_SIZE (16 * 1024)
+#define NS_SB_SMALL_SIZE 256
+#define NS_SB_CHUNK NS_CHUNK_CAP(NS_SB_CHUNK_SIZE)
+#define NS_SB_SMALL NS_CHUNK_CAP(NS_SB_SMALL_SIZE)
+#define NS_SB_CHUNK_FREE_MAX 256  /* free chunks kept per stack */
+#define NS_SB_SMALL_FREE_MAX 4096
 
 struct ns_tcb {
 	struct ns_conn base; /* must be first: the engine's handle */
@@ -116,6 +111,9 @@ struct ns_tcb {
 	bool in_recovery;      /* NewReno fast recovery (RFC 6582) */
 	bool rtt_timing;       /* rtt_seq is being timed (no timestamps) */
 	bool rto_karn;         /* rto_tsval/rto_high valid: older echoes are no RTT sample */
+	bool tlp_armed;        /* t_rexmt is a loss probe timeout (RFC 8985 7), not the RTO */
+	bool tlp_out;          /* a probe is outstanding until snd_una reaches tlp_end */
+	bool tlp_rexmit;       /* that probe retransmitted (rather than sent new data) */
 	int err;               /* for CLOSED */
 
 	/* send side */
@@ -127,8 +125,7 @@ struct ns_tcb {
 	uint8_t retries;       /* consecutive RTOs (backoff exponent) */
 	uint8_t keep_sent;
 	uint8_t persist_shift;
-	struct ns_sb_chunk *sb_head, *sb_tail;
-	uint32_t sb_off;       /* acknowledged bytes still at the front of sb_head */
+	struct ns_chunk *sb_head, *sb_tail; /* sb_head->off: acknowledged bytes at its front */
 	uint32_t sb_len;       /* bytes from snd_una on */
 	uint32_t rtt_seq;
 	uint64_t rtt_start_us;
@@ -136,6 +133,8 @@ struct ns_tcb {
 	uint32_t ts_recent;    /* RFC 7323 TS.Recent */
 	uint32_t rto_tsval;    /* our TSval when the last RTO retransmitted */
 	uint32_t rto_high;     /* snd_max at that RTO: past it, rto_karn is cleared */
+	uint32_t tlp_end;      /* snd_max after the outstanding loss probe */
+	uint32_t tlp_tsval;    /* our TSval in that probe */
 
 	/* receive side */
 	uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge of the window advertised */
@@ -192,6 +191,12 @@ void tcp_send_rst_reply(struct ns_stack *st, const struct ns_ip_hdr *ip,
 void tcp_send_rst(struct ns_stack *st, struct ns_tcb *t);
 uint32_t tcp_rcv_window(const struct ns_stack *st, const struct ns_tcb *t);
 void tcp_timer_run(struct ns_stack *st, struct ns_tcb *t);
+/* (Re)starts the retransmission timer: a tail loss probe timeout where RFC 8985 7.2 allows
+ * one, else the RTO. Outstanding data required; call tcb_timer_sched() after. */
+void tcp_arm_rexmt(struct ns_stack *st, struct ns_tcb *t);
+/* An ACK advanced snd_una: ends a loss probe episode it covers (RFC 8985 7.4). ts: the ACK
+ * carried a timestamp, tsecr its echo. Returns whether cwnd was reduced for a repaired loss. */
+bool tcp_tlp_acked(struct ns_stack *st, struct ns_tcb *t, uint32_t ack, bool ts, uint32_t tsecr);
 void tcp_rtt_sample(struct ns_stack *st, struct ns_tcb *t, uint32_t rtt_us);
 /* RTO from SRTT and RTTVAR (RFC 6298 2.3), clamped to [rto_min, rto_max]: drops any backoff. */
 void tcp_rto_update(struct ns_stack *st, struct ns_tcb *t);

@@ -254,7 +254,11 @@ static void syn_sent_input(struct ns_stack *st, struct ns_tcb *t, const struct n
 	t->cwnd = initial_cwnd(t->mss);
 	if (fl & NS_TH_ACK) {
 		t->snd_una = ack;
-		if (t->retries == 0)
+		/* the first RTT sample: from the echo of our SYN's TSval, else from the SYN's
+		 * time if it was sent once (Karn) */
+		if (t->ts_ok && op->ts && op->tsecr && tcp_ts_now(st) - op->tsecr < 60000)
+			tcp_rtt_sample(st, t, (tcp_ts_now(st) - op->tsecr) * 1000);
+		else if (t->retries == 0)
 			tcp_rtt_sample(st, t, (uint32_t)(st->now_us - (t->t_rexmt - t->rto_us)));
 		established(st, t);
 		tcp_send_ack(st, t);
@@ -280,8 +284,10 @@ static void ooo_insert(struct ns_stack *st, struct ns_tcb *t, struct ns_pkt *p,
 		struct ns_seg *n = *pp;
 		if (seq_le(n->seq, seq)) {
 			uint32_t over = n->seq + n->len - seq;
-			if (over >= len)
-				return; /* wholly duplicate */
+			if (over >= len) {
+				st->xs.tcp_rcv_dup++; /* wholly duplicate */
+				return;
+			}
 			seq += over;
 			data += over;
 			len -= over;
@@ -471,7 +477,12 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 	if (t->state == TS_SYN_RECEIVED) {
 		if (!seq_gt(ack, t->snd_una) || seq_gt(ack, t->snd_max))
 			return false; /* caller answers with a RST */
-		if (t->rtt_timing)
+		/* The first RTT sample (RFC 6298 2.2): with timestamps the echo of our SYN-ACK's
+		 * TSval (RFC 7323 4.1; unambiguous even after a retransmitted SYN-ACK), else the
+		 * timed SYN-ACK if it was not retransmitted (Karn) */
+		if (t->ts_ok && op->ts && op->tsecr && tcp_ts_now(st) - op->tsecr < 60000)
+			tcp_rtt_sample(st, t, (tcp_ts_now(st) - op->tsecr) * 1000);
+		else if (t->rtt_timing && !t->retries)
 			tcp_rtt_sample(st, t, (uint32_t)(st->now_us - t->rtt_start_us));
 		t->rtt_timing = false;
 		t->snd_una = ack;
@@ -528,7 +539,9 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 		if (seq_lt(t->snd_nxt, t->snd_una))
 			t->snd_nxt = t->snd_una;
 		t->retries = 0;
-		if (t->in_recovery) {
+		if (tcp_tlp_acked(st, t, ack, op->ts, op->tsecr)) {
+			/* a loss the probe repaired: cwnd was just reduced, not grown by this ACK */
+		} else if (t->in_recovery) {
 			if (seq_ge(ack, t->recover)) {
 				/* RFC 6582 3.2 (3): full acknowledgment */
 				uint32_t flight = t->snd_max - t->snd_una;
@@ -543,7 +556,6 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 					tcp_send_seg(st, t, NS_TH_ACK, t->snd_una, 0, len);
 				}
 				t->cwnd = t->cwnd > acked ? t->cwnd - acked + mss : mss;
-				t->t_rexmt = st->now_us + t->rto_us;
 			}
 		} else {
 			t->dupacks = 0;
@@ -552,7 +564,12 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 			else
 				t->cwnd += mss * mss / t->cwnd ? mss * mss / t->cwnd : 1;
 		}
-		t->t_rexmt = t->snd_una == t->snd_max ? 0 : st->now_us + t->rto_us;
+		if (t->snd_una == t->snd_max) {
+			t->t_rexmt = 0;
+			t->tlp_armed = false;
+		} else {
+			tcp_arm_rexmt(st, t); /* the RTO in recovery; a probe timeout where allowed */
+		}
 		if (t->want_writable && t->sb_len <= st->cfg.tx_limit / 2) {
 			t->want_writable = false;
 			tcb_note(st, t, N_WRITABLE);
@@ -577,6 +594,7 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 				tcp_send_seg(st, t, NS_TH_FIN | NS_TH_ACK, t->fin_seq, 0, 0);
 			t->cwnd = t->ssthresh + 3 * mss;
 			t->t_rexmt = st->now_us + t->rto_us;
+			t->tlp_armed = false;
 		} else if (t->dupacks > 3 && t->in_recovery) {
 			t->cwnd += mss; /* inflate; new data goes at flush */
 			tcb_dirty(st, t);
@@ -690,7 +708,7 @@ void tcp_input(struct ns_stack *st, struct ns_pkt *p, const struct ns_ip_hdr *ip
 	/* RFC 7323 5.3 PAWS: a timestamp older than TS.Recent marks an old duplicate. */
 	if (t->ts_ok && op.ts && !(fl & NS_TH_RST) && seq_lt(op.tsval, t->ts_recent) &&
 	    t->state != TS_SYN_RECEIVED) {
-		st->xs.tcp_rcv_drop++;
+		st->xs.tcp_rcv_dup++;
 		tcp_send_ack(st, t);
 		return;
 	}
@@ -712,7 +730,12 @@ void tcp_input(struct ns_stack *st, struct ns_pkt *p, const struct ns_ip_hdr *ip
 				t->t_2msl = st->now_us + 2ull * st->cfg.msl_ms * 1000;
 				tcb_timer_sched(st, t);
 			}
-			st->xs.tcp_rcv_drop += plen ? 1 : 0;
+			/* wholly before RCV.NXT: a duplicate (a retransmission whose original
+			 * arrived); else beyond the window: dropped */
+			if (plen && seq_le(seq + seglen, t->rcv_nxt))
+				st->xs.tcp_rcv_dup++;
+			else if (plen)
+				st->xs.tcp_rcv_drop++;
 			tcp_send_ack(st, t);
 		}
 		return;

@@ -120,7 +120,7 @@ struct mem_sample {
 static struct mem_sample mem_of(const struct ns_tcb *t)
 {
 	struct mem_sample m = {0, 0, 0};
-	for (const struct ns_sb_chunk *c = t->sb_head; c; c = c->next)
+	for (const struct ns_chunk *c = t->sb_head; c; c = c->next)
 		m.sb_chunks++;
 	m.segs = t->nsegs;
 	m.seg_bytes = t->rq_bytes + t->ooo_bytes;
@@ -283,7 +283,7 @@ int main(int argc, char **argv)
 	printf("memory: struct ns_tcb %zu B, struct ns_seg %zu B, send chunk %zu B (%u data), "
 	       "mbuf %u B (pool element), flow-table bucket %zu B\n",
 	       sizeof(struct ns_tcb), sizeof(struct ns_seg),
-	       sizeof(struct ns_sb_chunk) + NS_SB_CHUNK, (unsigned)NS_SB_CHUNK,
+	       sizeof(struct ns_chunk) + NS_SB_CHUNK, (unsigned)NS_SB_CHUNK,
 	       (unsigned)(pool->elt_size + pool->header_size + pool->trailer_size),
 	       sizeof(struct ns_tcb *));
 	size_t tcb_blocks_before = srv.st.nblocks;
@@ -320,7 +320,7 @@ int main(int argc, char **argv)
 	printf("memory: steady state, most the server's connection held: send buffer %zu "
 	       "chunk(s) = %zu B (tx_limit %u), receive queue %zu segment(s) = %zu B of data in "
 	       "%zu mbufs = %zu B (rcv_buf %u)\n",
-	       peak.sb_chunks, peak.sb_chunks * (sizeof(struct ns_sb_chunk) + NS_SB_CHUNK),
+	       peak.sb_chunks, peak.sb_chunks * (sizeof(struct ns_chunk) + NS_SB_CHUNK),
 	       srv.st.cfg.tx_limit,
 	       peak.segs, peak.seg_bytes, peak.segs,
 	       peak.segs * (size_t)(pool->elt_size + pool->header_size + pool->trailer_size),

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ns_tcp.h"
 #include "ns_tcp_fake.h"
 
 namespace {
@@ -385,6 +386,82 @@ TEST_F(Tcp, PassiveHandshakeOptions)
 	EXPECT_EQ(d.win, (256 * 1024) >> 3);
 }
 
+TEST_F(Tcp, HandshakeTimestampEchoGivesTheFirstRttSample)
+{
+	// RFC 6298 2.2 / RFC 7323 4.1: the ACK of our SYN-ACK echoes its TSval; 30 ms later
+	// that is the first sample: SRTT = 30 ms, RTTVAR = 15 ms, RTO = max(200, 30 + 4 * 15)
+	cfg.timestamps = true;
+	start();
+	in(NS_TH_SYN, 1000, 0, 65535, "", TcpOpt{1460, -1, true, 100, 0});
+	Seg sa = out();
+	ASSERT_TRUE(sa.ts);
+	st.now_us += 30000;
+	in(NS_TH_ACK, 1001, sa.seq + 1, 65535, "", TcpOpt{0, -1, true, 101, sa.tsval});
+	auto ev = events();
+	ASSERT_EQ(ev.size(), 1u);
+	auto *t = reinterpret_cast<ns_tcb *>(ev[0].conn);
+	EXPECT_EQ(t->srtt_us, 30000u);
+	EXPECT_EQ(t->rttvar_us, 15000u);
+	EXPECT_EQ(t->rto_us, 200000u);
+	// a 300 ms handshake: the RTO follows it (300 + 4 * 150 = 900 ms)
+	in(NS_TH_SYN, 5000, 0, 65535, "", TcpOpt{1460, -1, true, 200, 0}, 40002);
+	Seg sb = out();
+	st.now_us += 300000;
+	in(NS_TH_ACK, 5001, sb.seq + 1, 65535, "", TcpOpt{0, -1, true, 201, sb.tsval}, 40002);
+	ev = events();
+	ASSERT_EQ(ev.size(), 1u);
+	t = reinterpret_cast<ns_tcb *>(ev[0].conn);
+	EXPECT_EQ(t->srtt_us, 300000u);
+	EXPECT_EQ(t->rto_us, 900000u);
+}
+
+TEST_F(Tcp, ActiveOpenTimestampEchoGivesTheFirstRttSample)
+{
+	// The SYN was retransmitted (RTO 1 s), so its timing is ambiguous (Karn); the echo of
+	// the retransmission's TSval is not: 40 ms.
+	cfg.timestamps = true;
+	start();
+	ns_conn *c = nullptr;
+	ASSERT_EQ(ns_stack_connect(&st, peer, 80, &c), 0);
+	out();
+	advance_ms(1000);
+	Seg syn = out();
+	ASSERT_EQ(syn.flags, NS_TH_SYN);
+	ASSERT_TRUE(syn.ts);
+	st.now_us += 40000;
+	dev.feed(&st, tcp_frame(kPeerMac, kOurMac, peer, us, 80, syn.sport,
+				NS_TH_SYN | NS_TH_ACK, 9000, syn.seq + 1, 65535, "",
+				TcpOpt{1460, -1, true, 77, syn.tsval}));
+	auto *t = reinterpret_cast<ns_tcb *>(c);
+	EXPECT_EQ(t->state, TS_ESTABLISHED);
+	EXPECT_EQ(t->srtt_us, 40000u);
+	EXPECT_EQ(t->rttvar_us, 20000u);
+}
+
+TEST_F(Tcp, DuplicatesAndDropsAreCountedApart)
+{
+	start();
+	handshake();
+	in(NS_TH_ACK | NS_TH_PSH, pseq, iss + 1, 65535, "abc");
+	in(NS_TH_ACK | NS_TH_PSH, pseq, iss + 1, 65535, "abc"); // a retransmission: duplicate
+	flush();
+	EXPECT_EQ(st.xs.tcp_rcv_dup, 1u);
+	EXPECT_EQ(st.xs.tcp_rcv_drop, 0u);
+	dev.out.clear();
+	// far beyond the window: dropped, and answered with an ACK of what we have
+	in(NS_TH_ACK | NS_TH_PSH, pseq + 3 + (1u << 20), iss + 1, 65535, "zzz");
+	Seg a = out();
+	EXPECT_EQ(a.ack, pseq + 3);
+	EXPECT_EQ(st.xs.tcp_rcv_dup, 1u);
+	EXPECT_EQ(st.xs.tcp_rcv_drop, 1u);
+	// an out-of-order segment, then its duplicate
+	in(NS_TH_ACK | NS_TH_PSH, pseq + 10, iss + 1, 65535, "ooo");
+	in(NS_TH_ACK | NS_TH_PSH, pseq + 10, iss + 1, 65535, "ooo");
+	EXPECT_EQ(st.xs.tcp_rcv_dup, 2u);
+	EXPECT_EQ(st.xs.tcp_rcv_drop, 1u);
+	EXPECT_EQ(st.xs.tcp_ooo_segs, 1u);
+}
+
 TEST_F(Tcp, IsnDiffersPerTupleAndSynAckRetransmits)
 {
 	start();
@@ -722,6 +799,7 @@ TEST_F(Tcp, PureAckAfterTimeoutCarriesSndMax)
 	// After an RTO snd_nxt goes back to snd_una; an ACK stamped with it would lie below the
 	// peer's RCV.NXT when the peer had the data (its ACKs lost) and be dropped as unacceptable
 	// (RFC 9293 3.10.7.4), acknowledgment and all. Pure ACKs carry snd_max.
+	cfg.tlp = false; // the RTO itself, not the loss probe before it
 	start();
 	ns_conn *c = handshake();
 	ASSERT_EQ(send_str(c, std::string(3 * 1460, 'd')), 0);
@@ -742,6 +820,149 @@ TEST_F(Tcp, PureAckAfterTimeoutCarriesSndMax)
 	EXPECT_TRUE(a.data.empty());
 	EXPECT_EQ(a.ack, pseq + 2);
 	EXPECT_EQ(a.seq, iss + 1 + 3 * 1460); // snd_max, not the rewound snd_nxt
+}
+
+TEST_F(Tcp, TailLossProbeRetransmitsTheLastSegment)
+{
+	// RFC 8985 7: three segments go out and none is acknowledged. The handshake's RTT
+	// sample (0: SRTT 1 us) makes the probe timeout its floor, 10 ms, well before the RTO
+	// (rto_min 200 ms): the last segment goes out again, alone.
+	start();
+	ns_conn *c = handshake();
+	ASSERT_EQ(send_str(c, std::string(3 * 1460, 'e')), 0);
+	flush();
+	for (int i = 0; i < 3; i++)
+		out();
+	advance_ms(9);
+	EXPECT_EQ(pending_out(), 0u);
+	advance_ms(1);
+	Seg p = out();
+	EXPECT_EQ(p.flags, NS_TH_ACK | NS_TH_PSH);
+	EXPECT_EQ(p.seq, iss + 1 + 2 * 1460);
+	EXPECT_EQ(p.data, std::string(1460, 'e'));
+	EXPECT_EQ(pending_out(), 0u);
+	EXPECT_EQ(st.xs.tcp_tlp_probes, 1u);
+	// one probe per episode: the RTO follows it, 200 ms later, go-back-N from snd_una
+	advance_ms(199);
+	EXPECT_EQ(pending_out(), 0u);
+	advance_ms(1);
+	Seg r = out();
+	EXPECT_EQ(r.seq, iss + 1);
+	EXPECT_EQ(r.data.size(), 1460u);
+	EXPECT_EQ(st.xs.tcp_rto_fired, 1u);
+	EXPECT_EQ(st.xs.tcp_tlp_probes, 1u);
+	EXPECT_EQ(st.xs.tcp_tlp_recoveries, 0u);
+}
+
+TEST_F(Tcp, TailLossProbeAckEndsTheEpisodeWithACongestionResponse)
+{
+	start();
+	ns_conn *c = handshake();
+	ASSERT_EQ(send_str(c, std::string(3 * 1460, 'f')), 0);
+	flush();
+	for (int i = 0; i < 3; i++)
+		out();
+	auto *t = reinterpret_cast<ns_tcb *>(c);
+	uint32_t cwnd = t->cwnd;
+	advance_ms(10);
+	Seg p = out();
+	EXPECT_EQ(p.seq, iss + 1 + 2 * 1460);
+	// only the tail was lost: the probe's ACK covers everything
+	in(NS_TH_ACK, pseq, iss + 1 + 3 * 1460);
+	EXPECT_EQ(st.xs.tcp_tlp_recoveries, 1u);
+	EXPECT_EQ(t->ssthresh, std::max(cwnd / 2, 2u * 1460));
+	EXPECT_EQ(t->cwnd, t->ssthresh);
+	EXPECT_EQ(t->t_rexmt, 0u);
+	advance_ms(1000);
+	EXPECT_EQ(pending_out(), 0u); // nothing outstanding, no timer
+	// new data arms a new probe timeout from its transmission
+	ASSERT_EQ(send_str(c, std::string(2 * 1460, 'g')), 0);
+	flush();
+	out();
+	out();
+	advance_ms(10);
+	Seg q = out();
+	EXPECT_EQ(q.seq, iss + 1 + 4 * 1460);
+	EXPECT_EQ(st.xs.tcp_tlp_probes, 2u);
+}
+
+TEST_F(Tcp, TailLossProbeShownNeedlessByTimestampsKeepsCwnd)
+{
+	// The original segments arrived late (a descheduled receiver), not lost: the ACK that
+	// covers the probe echoes the originals' TSval, older than the probe's (Eifel, RFC
+	// 3522), so the probe was needless and no congestion response follows.
+	cfg.timestamps = true;
+	start();
+	ns_conn *c = handshake(TcpOpt{1460, -1, true, 500, 0});
+	ASSERT_EQ(send_str(c, std::string(3 * 1448, 'k')), 0);
+	flush();
+	Seg first = out();
+	out();
+	out();
+	auto *t = reinterpret_cast<ns_tcb *>(c);
+	uint32_t cwnd = t->cwnd;
+	advance_ms(10);
+	Seg p = out();
+	EXPECT_EQ(p.seq, iss + 1 + 2 * 1448);
+	EXPECT_EQ(p.tsval, first.tsval + 10);
+	in(NS_TH_ACK, pseq, iss + 1 + 3 * 1448, 65535, "", TcpOpt{0, -1, true, 502, first.tsval});
+	EXPECT_EQ(st.xs.tcp_tlp_spurious, 1u);
+	EXPECT_EQ(st.xs.tcp_tlp_recoveries, 0u);
+	EXPECT_GE(t->cwnd, cwnd);
+	// the same with the probe's echo: a repaired loss, cwnd halves
+	ASSERT_EQ(send_str(c, std::string(3 * 1448, 'l')), 0);
+	flush();
+	for (int i = 0; i < 3; i++)
+		out();
+	cwnd = t->cwnd;
+	advance_ms(10);
+	Seg q = out();
+	in(NS_TH_ACK, pseq, iss + 1 + 6 * 1448, 65535, "", TcpOpt{0, -1, true, 503, q.tsval});
+	EXPECT_EQ(st.xs.tcp_tlp_recoveries, 1u);
+	EXPECT_EQ(t->cwnd, std::max(cwnd / 2, 2u * 1448));
+}
+
+TEST_F(Tcp, TailLossProbeSendsNewDataWhenTheWindowAllows)
+{
+	// The initial congestion window (RFC 5681: 4380 bytes at MSS 1460) holds three
+	// segments; a fourth waits. The probe sends it (RFC 8985 7.3: new data first), and
+	// its ACK needs no congestion response: nothing was retransmitted.
+	start();
+	ns_conn *c = handshake();
+	ASSERT_EQ(send_str(c, std::string(4 * 1460, 'h')), 0);
+	flush();
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(out().seq, iss + 1 + uint32_t(i) * 1460);
+	EXPECT_EQ(pending_out(), 0u);
+	auto *t = reinterpret_cast<ns_tcb *>(c);
+	uint32_t cwnd = t->cwnd;
+	advance_ms(10);
+	Seg p = out();
+	EXPECT_EQ(p.seq, iss + 1 + 3 * 1460);
+	EXPECT_EQ(p.data.size(), 1460u);
+	EXPECT_EQ(p.flags, NS_TH_ACK | NS_TH_PSH);
+	EXPECT_EQ(pending_out(), 0u);
+	in(NS_TH_ACK, pseq, iss + 1 + 4 * 1460);
+	EXPECT_EQ(st.xs.tcp_tlp_recoveries, 0u);
+	EXPECT_GE(t->cwnd, cwnd);
+}
+
+TEST_F(Tcp, NoTailLossProbeForOneSegmentOrWithoutRttSample)
+{
+	// One segment in flight: PTO = 2 SRTT + 200 ms (the peer may delay its ACK) is not
+	// shorter than the RTO, so the RTO alone runs.
+	start();
+	ns_conn *c = handshake();
+	ASSERT_EQ(send_str(c, "one"), 0);
+	flush();
+	out();
+	advance_ms(199);
+	EXPECT_EQ(pending_out(), 0u);
+	advance_ms(1);
+	Seg r = out();
+	EXPECT_EQ(r.seq, iss + 1);
+	EXPECT_EQ(st.xs.tcp_rto_fired, 1u);
+	EXPECT_EQ(st.xs.tcp_tlp_probes, 0u);
 }
 
 TEST_F(Tcp, ZeroWindowProbe)
@@ -1112,6 +1333,35 @@ TEST_F(Tcp, PausedReceiveClosesTheWindow)
 	flush();
 	Seg u = out(); // window update once the engine consumed the data
 	EXPECT_EQ(u.win, 8192);
+}
+
+TEST_F(Tcp, EphemeralPortsAreSeededRandomlyNotByTheClock)
+{
+	// Two stacks with the same key and the same clock: ports chosen from the clock alone
+	// came out the same (and predictable); the getrandom() seed sets them apart.
+	start();
+	FakeDev dev2;
+	ns_stack st2{};
+	ASSERT_EQ(ns_stack_init(&st2, &cfg, FakeDev::ops(), &dev2), 0);
+	st2.now_us = st.now_us;
+	dev2.feed(&st2, arp(NS_ARP_REQUEST, peer, us));
+	dev2.out.clear();
+	std::vector<uint16_t> a, b;
+	for (int i = 0; i < 3; i++) {
+		ns_conn *c1 = nullptr, *c2 = nullptr;
+		ASSERT_EQ(ns_stack_connect(&st, peer, 80, &c1), 0);
+		ASSERT_EQ(ns_stack_connect(&st2, peer, 80, &c2), 0);
+		a.push_back(out().sport);
+		Seg s2;
+		ASSERT_TRUE(parse_seg(dev2.out.front(), &s2));
+		dev2.out.pop_front();
+		b.push_back(s2.sport);
+		EXPECT_GE(a.back(), 32768);
+		EXPECT_GE(b.back(), 32768);
+	}
+	EXPECT_NE(a, b);
+	ns_stack_fini(&st2);
+	EXPECT_EQ(dev2.live, 0);
 }
 
 TEST_F(Tcp, ActiveOpenAndRefused)
