@@ -14,10 +14,11 @@
  * free aliases in order 1, 2, ...; once all are taken, the least recently sent topic's alias
  * is given to the new topic (the packet carries topic and alias, so the client rebinds it).
  * Topics longer than ENG_ALIAS_TOPIC_MAX bytes are sent in full, without an alias: every slot
- * keeps its topic inline, so the table is one allocation made at CONNECT, never one per
- * message. Sending is two steps: eng_alias_out_pick() says what to put in the packet without
- * changing anything, eng_alias_out_commit() records it once the transport took the packet,
- * so the table always describes what the client has received, in order.
+ * keeps its topic inline, so the table is one allocation, made by the first PUBLISH sent to
+ * the connection (an idle one holds none), never one per message. Sending is two steps:
+ * eng_alias_out_pick() says what to put in the packet without changing anything,
+ * eng_alias_out_commit() records it once the transport took the packet, so the table always
+ * describes what the client has received, in order.
  *
  * Threading: a table belongs to its connection's worker.
  */

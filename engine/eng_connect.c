@@ -125,19 +125,6 @@ static char *dupmem(const uint8_t *p, size_t len)
 	return s;
 }
 
-/* The outbound topic alias table, made here so that PUBLISH never allocates it. The inbound
- * one is made by the first alias the client sets (eng_alias_in_set): most clients never do. */
-static int alias_tables(struct eng_client *c)
-{
-	const struct eng_config *cfg = &c->w->eng->cfg;
-	uint32_t out = c->alias_max_out < cfg->topic_alias_maximum_out
-			       ? c->alias_max_out : cfg->topic_alias_maximum_out;
-
-	if (out && !(c->alias_out = eng_alias_out_create((uint16_t)out)))
-		return -ENOMEM;
-	return 0;
-}
-
 int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 {
 	const struct eng_connect *cn = &pkt->u.connect;
@@ -146,11 +133,11 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 	struct eng_claim *cl;
 	struct eng_ritem it = {.type = RI_CLAIM};
 	char assigned[40];
+	uint32_t expiry_asked;
 	const uint8_t *id = cn->client_id.p;
 	size_t idlen = cn->client_id.len;
 
 	c->version = cn->version;
-	c->codec.version = cn->version;
 	c->clean_start = cn->clean_start;
 	c->problem_info = true;
 	eng_timer_cancel(&w->wheel, &c->t_conn);
@@ -163,8 +150,12 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 				      ? pr->receive_maximum : 65535;
 		c->max_packet_out = (pr->present & ENG_PBIT(ENG_PROP_MAXIMUM_PACKET_SIZE))
 					    ? pr->maximum_packet_size : 0;
+		/* the outbound alias table (2 KiB at the default 16) is made by the first
+		 * PUBLISH that can use it (eng_publish.c): an idle connection holds none */
 		c->alias_max_out = (pr->present & ENG_PBIT(ENG_PROP_TOPIC_ALIAS_MAXIMUM))
 					   ? pr->topic_alias_maximum : 0;
+		if (c->alias_max_out > cfg->topic_alias_maximum_out)
+			c->alias_max_out = (uint16_t)cfg->topic_alias_maximum_out;
 		c->session_expiry = (pr->present & ENG_PBIT(ENG_PROP_SESSION_EXPIRY))
 					    ? pr->session_expiry : 0;
 		if (pr->present & ENG_PBIT(ENG_PROP_AUTH_METHOD)) {
@@ -178,13 +169,10 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 		c->recv_max = 65535;
 		c->session_expiry = cn->clean_start ? 0 : UINT32_MAX;
 	}
-	c->expiry_asked = c->session_expiry;
-	if (cn->version == ENG_V5 && alias_tables(c) != 0)
-		return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
+	expiry_asked = c->session_expiry;
 	if (c->session_expiry > cfg->max_session_expiry)
 		c->session_expiry = cfg->max_session_expiry;
 	c->keepalive = cn->keepalive;
-	c->ka_asked = cn->keepalive;
 	if (cfg->max_keepalive && (c->keepalive == 0 || c->keepalive > cfg->max_keepalive))
 		c->keepalive = (uint16_t)cfg->max_keepalive;
 
@@ -206,9 +194,13 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 		return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
 	c->client_id_len = (uint16_t)idlen;
 	c->id_hash = eng_hash(id, idlen);
+	/* the cold state, made now for what needs it later without a way to fail: a parked
+	 * enhanced-auth claim, a session move into this client */
+	if ((cn->has_username || c->auth_method || !cn->clean_start) && !eng_client_cold(c))
+		return connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
 	if (cn->has_username) {
-		c->username = dupmem(cn->username.p, cn->username.len);
-		c->username_len = (uint16_t)cn->username.len;
+		c->cold->username = dupmem(cn->username.p, cn->username.len);
+		c->cold->username_len = (uint16_t)cn->username.len;
 	}
 
 	/* the will */
@@ -244,6 +236,8 @@ int eng_handle_connect(struct eng_client *c, const struct eng_packet *pkt)
 	cl->new_core = (uint16_t)w->id;
 	cl->version = c->version;
 	cl->clean_start = cn->clean_start;
+	cl->expiry_asked = expiry_asked;
+	cl->ka_asked = cn->keepalive;
 	cl->client_id = dupmem(id, idlen);
 	cl->has_username = cn->has_username;
 	cl->has_password = cn->has_password;
@@ -410,10 +404,25 @@ static const char *refusal(uint8_t reason)
 	}
 }
 
+/* At the CONNACK: the cold state made at CONNECT for a session move that did not come, with
+ * nothing else in it, goes (a move into a client comes only with its CONNECT). */
+static void cold_trim(struct eng_client *c)
+{
+	const struct eng_client_cold *x = c->cold;
+
+	if (x && !x->username && !x->auth_cl && !x->alias_in && !x->alias_out && !x->xfer &&
+	    !x->min_epoch && !c->auth_method) {
+		free(c->cold);
+		c->cold = NULL;
+	}
+}
+
 void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 {
 	struct eng_client *c = cl->client;
 	bool present = cl->found && !cl->clean_start;
+	uint32_t expiry_asked = cl->expiry_asked;
+	uint16_t ka_asked = cl->ka_asked;
 	uint8_t *adata;
 	uint32_t alen;
 
@@ -446,6 +455,7 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 		eng_xfer_adopted(w, c, cl->xfer); /* the index may move now */
 		cl->xfer = NULL;
 	}
+	cold_trim(c);
 	eng_claim_free(cl);
 	eng_ctab_insert(w, c);
 	atomic_store_explicit(&w->stats.sessions,
@@ -467,7 +477,7 @@ void eng_connect_answer(struct eng_worker *w, struct eng_claim *cl)
 		 c->version == ENG_V5 ? "5.0" : c->version == ENG_V311 ? "3.1.1" : "3.1",
 		 present ? "resumed" : "new");
 	eng_client_pin(c);
-	send_connack(c, present, c->expiry_asked, c->ka_asked, c->id_assigned, adata, alen);
+	send_connack(c, present, expiry_asked, ka_asked, c->id_assigned, adata, alen);
 	free(adata);
 	c->last_rx_ms = w->now_ms;
 	if (c->keepalive && c->conn)
@@ -531,6 +541,8 @@ static void arm_sess(struct eng_client *c)
 		at = c->will_at_ms;
 	if (c->expire_at_ms && (!at || c->expire_at_ms < at))
 		at = c->expire_at_ms;
+	/* t_sess is t_retry too: this disarms or takes over the retry of the connection */
+	c->t_sess.kind = TK_SESS;
 	if (at)
 		eng_timer_arm(&c->w->wheel, &c->t_sess, at);
 	else
@@ -539,12 +551,12 @@ static void arm_sess(struct eng_client *c)
 
 void eng_reauth_drop(struct eng_client *c)
 {
-	struct eng_claim *cl = c->auth_cl;
+	struct eng_claim *cl = eng_client_auth_cl(c);
 
 	if (!cl || c->state == CS_AUTH)
 		return;
 	/* a re-authentication waiting for the client's AUTH: nobody will answer it now */
-	c->auth_cl = NULL;
+	c->cold->auth_cl = NULL;
 	c->reauth_busy = false;
 	eng_claim_free(cl);
 	c->pending_ops--; /* the claim's pin; the caller still holds c */
@@ -564,8 +576,8 @@ void eng_conn_lost(struct eng_client *c, bool publish_will)
 		return;
 	case CS_AUTH:
 		/* the CONNECT's claim was parked here, waiting for the client's AUTH */
-		eng_claim_free(c->auth_cl);
-		c->auth_cl = NULL;
+		eng_claim_free(c->cold->auth_cl); /* CS_AUTH: parked by eng_auth_answer() */
+		c->cold->auth_cl = NULL;
 		c->pending_ops--;
 		c->state = CS_GONE;
 		eng_client_put(c);
@@ -605,10 +617,12 @@ void eng_conn_lost(struct eng_client *c, bool publish_will)
 	c->expire_at_ms = c->session_expiry == UINT32_MAX
 				  ? 0 : w->now_ms + c->session_expiry * 1000ull;
 	/* topic aliases and the partial packet belong to the connection */
-	eng_alias_in_destroy(c->alias_in);
-	c->alias_in = NULL;
-	eng_alias_out_destroy(c->alias_out);
-	c->alias_out = NULL;
+	if (c->cold) {
+		eng_alias_in_destroy(c->cold->alias_in);
+		c->cold->alias_in = NULL;
+		eng_alias_out_destroy(c->cold->alias_out);
+		c->cold->alias_out = NULL;
+	}
 	eng_rx_release(c);
 	free(c->ctlbuf);
 	c->ctlbuf = NULL;
@@ -686,29 +700,30 @@ int eng_handle_auth(struct eng_client *c, const struct eng_packet *pkt)
 			return -ENOMEM;
 		}
 	}
-	if (c->auth_cl) {
+	if (eng_client_auth_cl(c)) {
 		/* the method asked for more (AUTH 0x18 sent): this is the answer */
 		if (a->reason != ENG_RC_CONTINUE_AUTH) {
 			free(data);
 			return auth_error(c, "AUTH: Continue authentication (0x18) expected");
 		}
-		cl = c->auth_cl;
-		c->auth_cl = NULL;
+		cl = c->cold->auth_cl;
+		c->cold->auth_cl = NULL;
 		cl->auth_step++;
 	} else {
 		if (a->reason != ENG_RC_REAUTHENTICATE || c->state != CS_ONLINE || c->reauth_busy) {
 			free(data);
 			return auth_error(c, "unexpected AUTH");
 		}
+		const char *user = eng_client_username(c);
 		cl = calloc(1, sizeof(*cl));
 		if (cl) {
 			cl->client_id = dupmem((const uint8_t *)c->client_id, c->client_id_len);
-			cl->has_username = c->username != NULL;
-			if (c->username)
-				cl->username = (uint8_t *)dupmem((const uint8_t *)c->username,
-								 c->username_len);
+			cl->has_username = user != NULL;
+			if (user)
+				cl->username = (uint8_t *)dupmem((const uint8_t *)user,
+								 c->cold->username_len);
 		}
-		if (!cl || !cl->client_id || (c->username && !cl->username)) {
+		if (!cl || !cl->client_id || (user && !cl->username)) {
 			free(data);
 			eng_claim_free(cl);
 			eng_client_close(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
@@ -720,7 +735,7 @@ int eng_handle_auth(struct eng_client *c, const struct eng_packet *pkt)
 		cl->new_core = (uint16_t)w->id;
 		cl->version = c->version;
 		cl->method = c->auth_method;
-		cl->username_len = c->username_len;
+		cl->username_len = user ? c->cold->username_len : 0;
 		snprintf(cl->peer, sizeof(cl->peer), "%s", ns_conn_peer(c->conn));
 		c->reauth_busy = true;
 		eng_client_pin(c); /* the claim's pin, until it is freed */
@@ -751,9 +766,18 @@ void eng_auth_answer(struct eng_worker *w, struct eng_claim *cl)
 	struct eng_client *c = cl->client;
 
 	if (!cl->reauth) {
+		if (c->conn && !c->closing && !eng_client_cold(c)) {
+			/* out of memory (the cold state is made at CONNECT for a method) */
+			c->pending_ops--;
+			eng_claim_free(cl);
+			c->state = CS_NEW; /* so the close does not look for a session */
+			connack_refuse(c, ENG_RC_SERVER_UNAVAILABLE, "out of memory");
+			return;
+		}
 		if (c->conn && !c->closing) {
 			c->state = CS_AUTH;
-			c->auth_cl = cl; /* first: a failed send closes through eng_conn_lost() */
+			/* first: a failed send closes through eng_conn_lost() */
+			c->cold->auth_cl = cl;
 			eng_client_pin(c);
 			send_auth(c, ENG_RC_CONTINUE_AUTH, cl->auth_out, cl->auth_out_len);
 			if (c->conn && c->state == CS_AUTH) {
@@ -777,8 +801,17 @@ void eng_auth_answer(struct eng_worker *w, struct eng_claim *cl)
 		eng_client_unpin(c);
 		return;
 	}
+	if (cl->auth_rc == TACHYON_AUTH_CONTINUE && !eng_client_cold(c)) {
+		/* out of memory (the cold state is made at CONNECT for a method) */
+		eng_client_close(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
+		c->reauth_busy = false;
+		eng_claim_free(cl);
+		eng_client_unpin(c);
+		return;
+	}
 	if (cl->auth_rc == TACHYON_AUTH_CONTINUE) {
-		c->auth_cl = cl; /* keeps its pin; a lost connection drops it (eng_reauth_drop) */
+		/* keeps its pin; a lost connection drops it (eng_reauth_drop) */
+		c->cold->auth_cl = cl;
 		send_auth(c, ENG_RC_CONTINUE_AUTH, cl->auth_out, cl->auth_out_len);
 		return;
 	}
@@ -878,8 +911,7 @@ void eng_takeover(struct eng_worker *w, struct eng_claim *cl)
 				      memory_order_relaxed);
 		if (cl->xfer) {
 			old->state = CS_MOVED;
-			old->fwd_to = cl->client;
-			old->fwd_core = cl->new_core;
+			old->xfer_out = cl->xfer; /* freed by the new core after fwd_finish() */
 		} else {
 			old->state = CS_GONE;
 			eng_client_put(old);

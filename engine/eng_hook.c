@@ -90,7 +90,7 @@ static int acl_hooks(struct eng_client *c, int op, const char *topic, size_t len
 	const struct eng_hooks *h = &c->w->eng->hooks;
 	struct tachyon_acl_req req = {.op = op,
 				      .client_id = c->client_id,
-				      .username = c->username,
+				      .username = eng_client_username(c),
 				      .topic = {topic, len},
 				      .qos = qos,
 				      .retain = retain};
@@ -138,7 +138,7 @@ bool eng_intercept_drop(struct eng_client *c, const struct eng_publish *pub,
 				 ? pub->props.message_expiry
 				 : 0);
 	tm.client_id = c->client_id;
-	tm.username = c->username;
+	tm.username = eng_client_username(c);
 	for (unsigned i = 0; i < h->n_intercept; i++) {
 		tachyon_intercept_fn fn = (tachyon_intercept_fn)h->intercept[i].fn;
 		if (fn(h->intercept[i].ctx, &tm) == TACHYON_DROP)

@@ -221,17 +221,23 @@ struct eng_client {
 	bool will_at_set;
 	bool closing;         /* close requested; no more output */
 	bool id_assigned;     /* MQTT 5 Assigned Client Identifier */
+	bool reauth_busy;     /* a re-authentication is in progress */
+	uint8_t auth_method;  /* enhanced authentication: index + 1 into the engine's methods,
+			       * 0: none (see cold->auth_cl) */
+	/* Back-pressure flags (eng_publish.c, see over_prev below), here to share the word */
+	bool over;
+	bool stuck;
+	bool cong;
+	bool ovl_paused;      /* QoS 0 overload: receive paused, on the worker's paused_list */
+	bool dack_listed;     /* on the worker's dack_list */
+	bool end_after_xfer;  /* CS_MOVED: the move out waits for the move in (eng_xfer_fence) */
 	uint16_t keepalive;   /* seconds, as granted */
-	uint16_t ka_asked;    /* as the CONNECT asked */
-	uint16_t fwd_core;    /* CS_MOVED: the core of fwd_to (session move, below) */
-	uint32_t expiry_asked;
 	uint16_t recv_max;    /* client's Receive Maximum: our outbound window */
-	uint16_t alias_max_out; /* client's Topic Alias Maximum */
+	uint16_t alias_max_out; /* aliases the broker may set: min(client's Topic Alias Maximum,
+				 * topic_alias_maximum_out); 0: none, then QoS 0 may be
+				 * forwarded byte for byte (see cold->alias_out) */
 	uint16_t next_pid;
 	uint16_t client_id_len;
-	uint16_t username_len;
-	uint8_t auth_method;  /* enhanced authentication: see auth_cl */
-	bool reauth_busy;     /* a re-authentication is in progress */
 	uint32_t max_packet_out;  /* client's Maximum Packet Size (0: protocol max) */
 	uint32_t session_expiry;  /* seconds; UINT32_MAX never */
 	uint32_t pending_ops;     /* control requests in flight that refer to this object */
@@ -245,7 +251,6 @@ struct eng_client {
 	uint64_t last_rx_ms;
 	uint64_t will_at_ms;      /* will delay deadline while offline */
 	uint64_t expire_at_ms;    /* session expiry deadline while offline (0: never) */
-	struct eng_codec_ctx codec;
 	uint8_t *rxbuf;           /* partial packet tail, lazily allocated */
 	uint32_t rxlen;
 	uint32_t rxcap;
@@ -254,60 +259,89 @@ struct eng_client {
 	uint32_t ctlcap;
 	char *client_id;
 	uint64_t id_hash;          /* eng_hash(client_id): sticky shared groups, once per client */
-	char *username;
+	struct eng_client_cold *cold; /* what few clients use (below), NULL until one does */
 	struct eng_msg *will;     /* owned reference */
 	struct eng_timer t_conn;
-	struct eng_timer t_sess;
-	struct eng_timer t_retry;
+	/* One timer for two uses that never overlap (a session object goes online once, then
+	 * offline at most once; a resumed session moves to a new object): TK_RETRY while online
+	 * (MQTT 3.x retry_interval), TK_SESS while offline (will delay, session expiry). Whoever
+	 * arms it sets the kind; going offline, arm_sess() re-arms it as TK_SESS or disarms it,
+	 * and a retry that still fires for a client no longer online does nothing. */
+	union {
+		struct eng_timer t_retry;
+		struct eng_timer t_sess;
+	};
 	struct eng_sub *subs;
 	struct eng_qent *inf_head, *inf_tail; /* sent, unacknowledged, in send order */
 	struct eng_qent *q_head, *q_tail;     /* not sent yet */
 	uint64_t *qos2_bits;      /* 65536-bit set of inbound QoS 2 ids, lazily allocated */
-	struct eng_alias_in *alias_in;   /* MQTT 5: aliases the client set, made by the first */
-	struct eng_alias_out *alias_out; /* MQTT 5, from CONNECT: aliases the broker set, or
-					  * NULL (then QoS 0 may be forwarded byte for byte) */
 	struct eng_acl_set *acl;  /* this client's rules (%u, %c substituted), NULL: allow all */
-	/* Enhanced authentication (eng_connect.c): auth_method (above: the method of the
-	 * CONNECT, index + 1 into the engine's methods, 0: none), and the claim parked while the
-	 * client owes an AUTH (CS_AUTH during CONNECT, or a re-authentication on a live
-	 * connection). */
-	struct eng_claim *auth_cl;
-	/* Back-pressure (eng_publish.c): this session's queue is at its limit (counted in its
-	 * worker's congested), and the acks this client's publishes wait for. */
-	/* Back-pressure (eng_publish.c): this session's queue is at its limit (over; on the
-	 * worker's over_list), it took nothing for slow_consumer_timeout (stuck), whether it is
-	 * counted in its worker's congested (cong), and the acks this client's publishes wait
-	 * for. */
-	bool over;
-	bool stuck;
-	bool cong;
-	bool ovl_paused;          /* QoS 0 overload: receive paused, on the worker's paused_list */
+	/* Back-pressure (eng_publish.c): this session's queue is at its limit (over, with the
+	 * flags; on the worker's over_list), it took nothing for slow_consumer_timeout (stuck),
+	 * whether it is counted in its worker's congested (cong), and the acks this client's
+	 * publishes wait for (dack, made by the first ack held back). */
 	uint64_t progress_ms;     /* last time the session took something while over */
 	uint64_t ovl_cores;       /* cores whose congestion paused this publisher */
 	struct eng_client *over_prev, *over_next;
 	struct eng_client *ovl_next;
-	bool dack_listed;         /* on the worker's dack_list */
-	uint32_t dack_n, dack_cap;
-	uint32_t *dack;           /* type << 24 | reason << 16 | packet id, in arrival order */
-	uint64_t dack_cores;      /* cores the held-back messages went to */
+	struct eng_dack *dack;    /* NULL until an ack is held back */
 	struct eng_client *dack_next;
-	/* Session move (eng_xfer.c). New core: the move not finished yet (xfer, pinned by it),
-	 * then the epoch before which direct deliveries came forwarded instead (min_epoch).
-	 * Old core, CS_MOVED: the session that gets what this one still matches, and the
-	 * outgoing move whose end waits for the incoming one's (end_after_xfer, see
-	 * eng_xfer_fence). */
-	struct eng_xfer *xfer;
-	uint64_t min_epoch;
-	struct eng_client *fwd_to;
-	struct eng_xfer *end_after_xfer;
+	/* Session move (eng_xfer.c), old core, CS_MOVED: the move out (xfer_out: its client and
+	 * new_core get what this one still matches; end_after_xfer above: its end waits for the
+	 * incoming move's, see eng_xfer_fence). The new core's side is in cold. */
+	struct eng_xfer *xfer_out;
 	struct eng_client *hnext; /* worker's client id table chain */
 	struct eng_client *prev, *next; /* worker's list of clients */
 };
 
-/* Every connection holds one: up to 512 bytes it takes jemalloc's 512-byte size class (issue
- * #4, an idle connection under 1 KiB); one byte more takes the 640-byte class. State that few
- * clients use belongs behind a pointer (like alias_in, qos2_bits, dack), not inline. */
-_Static_assert(sizeof(struct eng_client) <= 512, "struct eng_client grew past 512 bytes");
+/* Every connection holds one: up to 384 bytes it takes jemalloc's 384-byte size class (issue
+ * #4, an idle connection under 1 KiB); one byte more takes the 448-byte class. State that few
+ * clients use belongs behind a pointer (cold, qos2_bits, dack), not inline. */
+_Static_assert(sizeof(struct eng_client) <= 384, "struct eng_client grew past 384 bytes");
+
+/*
+ * A client's cold state: what an idle connection does not use, behind one pointer so that
+ * struct eng_client stays small. Made by eng_client_cold() at CONNECT when the client has a
+ * user name, asks for enhanced authentication or may resume a session (which may come with a
+ * move; freed again at the CONNACK if none came and nothing else needs it), and otherwise by
+ * the first topic alias; freed with the client. Worker-local.
+ */
+struct eng_client_cold {
+	char *username;
+	/* Enhanced authentication (eng_connect.c): the claim parked while the client owes an
+	 * AUTH (CS_AUTH during CONNECT, or a re-authentication on a live connection); the
+	 * method is the client's auth_method. */
+	struct eng_claim *auth_cl;
+	struct eng_alias_in *alias_in;   /* MQTT 5: aliases the client set, made by the first */
+	struct eng_alias_out *alias_out; /* MQTT 5: aliases the broker set, made by the first
+					  * PUBLISH sent with alias_max_out > 0 (NULL before) */
+	/* Session move (eng_xfer.c), new core: the move not finished yet (xfer, pinning the
+	 * client), then the epoch before which direct deliveries came forwarded (min_epoch). */
+	struct eng_xfer *xfer;
+	uint64_t min_epoch;
+	uint16_t username_len;
+};
+
+/* c's cold state, made (zeroed) if c has none yet: NULL only when out of memory. */
+struct eng_client_cold *eng_client_cold(struct eng_client *c);
+
+/* Read-only views of the cold state for clients that may have none. */
+static inline const char *eng_client_username(const struct eng_client *c)
+{
+	return c->cold ? c->cold->username : NULL;
+}
+
+static inline struct eng_claim *eng_client_auth_cl(const struct eng_client *c)
+{
+	return c->cold ? c->cold->auth_cl : NULL;
+}
+
+/* Acks of a publisher held back while their targets are congested (eng_publish.c). */
+struct eng_dack {
+	uint32_t n, cap;
+	uint64_t cores; /* cores the held-back messages went to */
+	uint32_t ent[]; /* type << 24 | reason << 16 | packet id, in arrival order */
+};
 
 /* ---------------------------------------------------------------------------------------------
  * Cross-core items (struct eng_ritem.type).
@@ -390,6 +424,8 @@ struct eng_claim {
 	struct eng_pwref *pw;  /* the password table the auth thread checks against */
 	struct eng_claim *anext; /* auth queues */
 	uint8_t auth_state[TACHYON_AUTH_STATE_MAX];
+	uint32_t expiry_asked;  /* the CONNECT's session expiry and keep alive, for the CONNACK */
+	uint16_t ka_asked;
 	char peer[64];
 	char *client_id;
 	uint8_t *username;

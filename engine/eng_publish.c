@@ -114,17 +114,32 @@ static bool expired(const struct eng_worker *w, const struct eng_msg *m)
 	return m->expire_ms && w->now_ms >= m->expire_ms;
 }
 
+/* The outbound topic alias table, made by the first PUBLISH sent to a client that takes
+ * aliases: once per connection, not per message (most connections never receive one). Out of
+ * memory, topics go in full, which the protocol allows; the next PUBLISH tries again. */
+static struct eng_alias_out *alias_out_get(struct eng_client *c)
+{
+	struct eng_client_cold *x = c->cold;
+
+	if (x && x->alias_out)
+		return x->alias_out;
+	if (!(x = eng_client_cold(c)))
+		return NULL;
+	return x->alias_out = eng_alias_out_create(c->alias_max_out);
+}
+
 /* 0, -ENOBUFS (keep it queued), -EMSGSIZE (over the client's maximum: dropped), -EPIPE. */
 static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t qos, bool retain,
 			const uint32_t *ids, uint32_t nids, uint16_t pid, bool dup, bool control)
 {
 	struct eng_worker *w = c->w;
 	struct eng_alias_pick ap = {.alias = 0};
+	struct eng_alias_out *ao = NULL;
 	struct iovec iov[2];
 	int rc;
 
 	if (m->raw.len && qos == 0 && m->version == c->version && retain == m->retain &&
-	    nids == 0 && !c->alias_out) {
+	    nids == 0 && !c->alias_max_out) {
 		/* same version, nothing changes: the received bytes as they are */
 		if (c->max_packet_out && m->raw.len > c->max_packet_out)
 			return -EMSGSIZE;
@@ -147,8 +162,10 @@ static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t q
 				p.props.sub_id = ids;
 				p.props.sub_id_count = nids;
 			}
-			if (c->alias_out) {
-				eng_alias_out_pick(c->alias_out, m->topic.p, m->topic.len, &ap);
+			if (c->alias_max_out)
+				ao = alias_out_get(c);
+			if (ao) {
+				eng_alias_out_pick(ao, m->topic.p, m->topic.len, &ap);
 				if (ap.alias) {
 					p.props.present |= ENG_PBIT(ENG_PROP_TOPIC_ALIAS);
 					p.props.topic_alias = ap.alias;
@@ -166,7 +183,7 @@ static int send_publish(struct eng_client *c, const struct eng_msg *m, uint8_t q
 		iov[1] = (struct iovec){(void *)m->payload.p, m->payload.len};
 		rc = eng_send_raw(c, iov, m->payload.len ? 2 : 1, control);
 		if (rc == 0 && ap.alias) /* the client now has it: record it, in send order */
-			eng_alias_out_commit(c->alias_out, m->topic.p, m->topic.len, &ap);
+			eng_alias_out_commit(ao, m->topic.p, m->topic.len, &ap);
 	}
 	if (rc == 0)
 		ENG_STAT_INC(&w->stats, msgs_out);
@@ -287,8 +304,11 @@ static void retry_arm(struct eng_client *c)
 	struct eng_worker *w = c->w;
 	uint32_t ivl = w->eng->cfg.retry_interval;
 
-	if (ivl && c->version != ENG_V5 && !eng_timer_armed(&c->t_retry))
+	/* t_retry is t_sess too, which is armed only offline (no sending then) */
+	if (ivl && c->version != ENG_V5 && c->state == CS_ONLINE && !eng_timer_armed(&c->t_retry)) {
+		c->t_retry.kind = TK_RETRY;
 		eng_timer_arm(&w->wheel, &c->t_retry, w->now_ms + ivl * 1000ull);
+	}
 }
 
 void eng_retry_fire(struct eng_client *c)
@@ -484,7 +504,7 @@ void eng_route_local(struct eng_worker *w, struct eng_msg *m, const void *publis
 		uint8_t qos = m->qos < h->opts.qos ? m->qos : h->opts.qos;
 		bool retain = h->opts.retain_as_published ? m->retain : false;
 		/* a session that moved here lately: older messages come forwarded (eng_xfer.c) */
-		if ((c->xfer || c->min_epoch) && !eng_xfer_direct_ok(c, m))
+		if (c->cold && (c->cold->xfer || c->cold->min_epoch) && !eng_xfer_direct_ok(c, m))
 			continue;
 		if (c->state == CS_MOVED)
 			eng_xfer_forward(c, m, qos, retain, h->ids, h->nids,
@@ -673,11 +693,13 @@ void eng_paused_drop(struct eng_client *c)
 
 static void dack_send_all(struct eng_client *c)
 {
-	uint32_t n = c->dack_n;
-	c->dack_n = 0; /* first: a send that closes the client drops nothing twice */
-	c->dack_cores = 0;
+	struct eng_dack *d = c->dack;
+	uint32_t n = d->n;
+	d->n = 0; /* first: a send that closes the client drops nothing twice */
+	d->cores = 0;
+	/* a send that closes the client frees d (eng_dack_drop) and clears c->conn first */
 	for (uint32_t i = 0; i < n && c->conn; i++) {
-		uint32_t a = c->dack[i];
+		uint32_t a = d->ent[i];
 		send_ack(c, (uint8_t)(a >> 24), (uint16_t)a, (uint8_t)(a >> 16));
 	}
 }
@@ -687,26 +709,31 @@ static void ack_publish(struct eng_client *c, uint8_t type, uint16_t pid, uint8_
 			uint64_t cores)
 {
 	struct eng_worker *w = c->w;
+	struct eng_dack *d = c->dack;
 
-	if (!c->dack_n && !cores_congested(w, cores)) {
+	if ((!d || !d->n) && !cores_congested(w, cores)) {
 		send_ack(c, type, pid, reason);
 		return;
 	}
-	if (c->dack_n == c->dack_cap) {
-		uint32_t ncap = c->dack_cap ? c->dack_cap * 2 : 64;
-		uint32_t *nd = ncap <= 65536 ? realloc(c->dack, ncap * sizeof(*nd)) : NULL;
+	if (!d || d->n == d->cap) {
+		uint32_t ncap = d ? d->cap * 2 : 64;
+		struct eng_dack *nd =
+			ncap <= 65536 ? realloc(d, sizeof(*nd) + ncap * sizeof(nd->ent[0])) : NULL;
 		if (!nd) {
 			/* more held back than any window allows (a 3.x client without one): give up
 			 * holding, in order */
-			dack_send_all(c);
+			if (d)
+				dack_send_all(c);
 			send_ack(c, type, pid, reason);
 			return;
 		}
-		c->dack = nd;
-		c->dack_cap = ncap;
+		if (!d)
+			*nd = (struct eng_dack){0};
+		nd->cap = ncap;
+		c->dack = d = nd;
 	}
-	c->dack[c->dack_n++] = (uint32_t)type << 24 | (uint32_t)reason << 16 | pid;
-	c->dack_cores |= cores;
+	d->ent[d->n++] = (uint32_t)type << 24 | (uint32_t)reason << 16 | pid;
+	d->cores |= cores;
 	ENG_STAT_INC(&w->stats, acks_deferred);
 	if (!c->dack_listed) {
 		c->dack_listed = true;
@@ -721,7 +748,8 @@ void eng_dack_flush(struct eng_worker *w, bool force)
 
 	while (*pp) {
 		struct eng_client *c = *pp;
-		if (c->dack_n && c->conn && !force && cores_congested(w, c->dack_cores)) {
+		struct eng_dack *d = c->dack; /* listed: made by ack_publish() */
+		if (d->n && c->conn && !force && cores_congested(w, d->cores)) {
 			pp = &c->dack_next;
 			continue;
 		}
@@ -730,10 +758,9 @@ void eng_dack_flush(struct eng_worker *w, bool force)
 		if (c->conn) {
 			eng_client_pin(c); /* a failed send may close it: keep it allocated */
 			dack_send_all(c);
-			c->dack_n = 0;
 			eng_client_unpin(c);
 		} else {
-			c->dack_n = 0;
+			d->n = 0;
 		}
 	}
 }
@@ -742,8 +769,6 @@ void eng_dack_drop(struct eng_client *c)
 {
 	struct eng_client **pp = &c->w->dack_list;
 
-	c->dack_n = 0;
-	c->dack_cores = 0;
 	while (c->dack_listed && *pp) {
 		if (*pp == c) {
 			*pp = c->dack_next;
@@ -754,7 +779,6 @@ void eng_dack_drop(struct eng_client *c)
 	}
 	free(c->dack);
 	c->dack = NULL;
-	c->dack_cap = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -787,10 +811,11 @@ int eng_handle_publish(struct eng_client *c, const struct eng_packet *pkt)
 		if (a == 0 || a > cfg->topic_alias_maximum)
 			return refuse(c, ENG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
 		if (topic.len) {
-			if (eng_alias_in_set(&c->alias_in, (uint16_t)cfg->topic_alias_maximum, a,
-					     topic.p, topic.len) != 0)
+			struct eng_client_cold *x = eng_client_cold(c);
+			if (!x || eng_alias_in_set(&x->alias_in, (uint16_t)cfg->topic_alias_maximum,
+						   a, topic.p, topic.len) != 0)
 				return refuse(c, ENG_RC_IMPL_SPECIFIC, "out of memory");
-		} else if (!eng_alias_in_get(c->alias_in, a, &topic)) {
+		} else if (!c->cold || !eng_alias_in_get(c->cold->alias_in, a, &topic)) {
 			return refuse(c, ENG_RC_PROTOCOL_ERROR, "unknown topic alias");
 		}
 	}

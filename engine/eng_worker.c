@@ -111,11 +111,8 @@ static struct eng_client *client_new(struct eng_worker *w, struct ns_conn *conn)
 	c->conn = conn;
 	c->gen = ((uint64_t)w->id << 56) | ++w->next_gen;
 	c->state = CS_NEW;
-	c->codec.role = ENG_ROLE_SERVER;
-	c->codec.max_packet = w->eng->cfg.max_packet_size;
 	c->t_conn.kind = TK_CONN;
-	c->t_sess.kind = TK_SESS;
-	c->t_retry.kind = TK_RETRY;
+	c->t_retry.kind = TK_RETRY; /* t_sess shares it: arm_sess() sets TK_SESS */
 	c->last_rx_ms = w->now_ms;
 	c->next = w->clients;
 	if (w->clients)
@@ -125,6 +122,13 @@ static struct eng_client *client_new(struct eng_worker *w, struct ns_conn *conn)
 	return c;
 }
 
+struct eng_client_cold *eng_client_cold(struct eng_client *c)
+{
+	if (!c->cold)
+		c->cold = calloc(1, sizeof(*c->cold));
+	return c->cold;
+}
+
 void eng_client_put(struct eng_client *c)
 {
 	struct eng_worker *w = c->w;
@@ -132,8 +136,7 @@ void eng_client_put(struct eng_client *c)
 	if (c->state != CS_GONE || c->pending_ops || c->conn)
 		return;
 	eng_timer_cancel(&w->wheel, &c->t_conn);
-	eng_timer_cancel(&w->wheel, &c->t_sess);
-	eng_timer_cancel(&w->wheel, &c->t_retry);
+	eng_timer_cancel(&w->wheel, &c->t_sess); /* and t_retry: one timer */
 	eng_ctab_remove(w, c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -156,15 +159,18 @@ void eng_client_put(struct eng_client *c)
 	}
 	if (c->will)
 		eng_msg_unref(c->will);
-	eng_claim_free(c->auth_cl);
-	eng_alias_in_destroy(c->alias_in);
-	eng_alias_out_destroy(c->alias_out);
+	if (c->cold) {
+		eng_claim_free(c->cold->auth_cl);
+		eng_alias_in_destroy(c->cold->alias_in);
+		eng_alias_out_destroy(c->cold->alias_out);
+		free(c->cold->username);
+		free(c->cold);
+	}
 	eng_acl_set_free(c->acl);
 	free(c->qos2_bits);
 	eng_rx_release(c);
 	free(c->ctlbuf);
 	free(c->client_id);
-	free(c->username);
 	free(c);
 }
 
@@ -448,7 +454,10 @@ static uint32_t decode_run(struct eng_client *c, const uint8_t *buf, uint32_t le
 	       (c->state == CS_NEW || c->state == CS_ONLINE || c->state == CS_AUTH)) {
 		struct eng_packet pkt;
 		struct eng_decode_err err;
-		int rc = eng_decode(&c->codec, buf + off, len - off, &pkt, &err);
+		/* the version is 0 until CONNECT: then only a CONNECT decodes */
+		struct eng_codec_ctx cx = {.version = c->version, .role = ENG_ROLE_SERVER,
+					   .max_packet = c->w->eng->cfg.max_packet_size};
+		int rc = eng_decode(&cx, buf + off, len - off, &pkt, &err);
 		if (rc == -EAGAIN)
 			break;
 		if (rc < 0) {

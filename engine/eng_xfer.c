@@ -98,7 +98,10 @@ void eng_xfer_adopted(struct eng_worker *w, struct eng_client *c, struct eng_xfe
 	struct eng_ritem it = {.type = RI_ADOPTED, .p = xf};
 
 	eng_client_pin(c); /* until RI_FWD_END */
-	c->xfer = xf;
+	/* made at CONNECT: the client asked to resume a session */
+	if (!c->cold)
+		ENG_DIE("session move into a client without cold state");
+	c->cold->xfer = xf;
 	eng_post(w->eng, w->id, w->eng->nworkers, &it, false);
 }
 
@@ -160,8 +163,8 @@ void eng_xfer_fence(struct eng_worker *w, struct eng_xfer *xf)
 	 * any fence ack (P forwards what it drains from other cores' rings, later): this
 	 * forwarder must pass them on too, so it ends with the incoming move (eng_xfer_end).
 	 * Ending it here lost them: they were delivered to a session already gone. */
-	if (xf->old->xfer) {
-		xf->old->end_after_xfer = xf;
+	if (xf->old->cold && xf->old->cold->xfer) {
+		xf->old->end_after_xfer = true; /* its xfer_out is xf */
 		return;
 	}
 	fwd_finish(w, xf);
@@ -173,15 +176,14 @@ void eng_xfer_end(struct eng_worker *w, struct eng_xfer *xf)
 	struct eng_client *c = xf->client;
 
 	/* relaxed: set before the fences that led here */
-	c->min_epoch = atomic_load_explicit(&xf->epoch, memory_order_relaxed);
-	if (c->xfer == xf)
-		c->xfer = NULL;
+	c->cold->min_epoch = atomic_load_explicit(&xf->epoch, memory_order_relaxed);
+	if (c->cold->xfer == xf)
+		c->cold->xfer = NULL;
 	free(xf);
 	if (c->end_after_xfer) {
 		/* c forwards to a later core and waited for this end (eng_xfer_fence) */
-		struct eng_xfer *out = c->end_after_xfer;
-		c->end_after_xfer = NULL;
-		fwd_finish(w, out);
+		c->end_after_xfer = false;
+		fwd_finish(w, c->xfer_out);
 	}
 	eng_client_unpin(c);
 }
@@ -189,11 +191,13 @@ void eng_xfer_end(struct eng_worker *w, struct eng_xfer *xf)
 /* The move's epoch as this session's core sees it; 0: not set yet (see the design). */
 static uint64_t move_epoch(const struct eng_client *c)
 {
-	if (!c->xfer)
-		return c->min_epoch;
+	if (!c->cold)
+		return 0; /* never moved */
+	if (!c->cold->xfer)
+		return c->cold->min_epoch;
 	/* acquire: pairs with the control thread's release store of route_epoch (through the
 	 * publisher and the ring), see "N may see messages before it has E" */
-	return atomic_load_explicit(&c->xfer->epoch, memory_order_acquire);
+	return atomic_load_explicit(&c->cold->xfer->epoch, memory_order_acquire);
 }
 
 bool eng_xfer_direct_ok(const struct eng_client *c, const struct eng_msg *m)
@@ -213,8 +217,10 @@ void eng_xfer_forward(struct eng_client *fwd, struct eng_msg *m, uint8_t qos, bo
 		ENG_STAT_INC(&w->stats, drop_queue_full);
 		return;
 	}
-	struct eng_ritem it = {.type = RI_FWD, .p = q, .a = flags, .b = (uintptr_t)fwd->fwd_to};
-	eng_post(w->eng, w->id, fwd->fwd_core, &it, false);
+	/* xfer_out lives until fwd_finish(): its client and new_core are fixed */
+	struct eng_ritem it = {.type = RI_FWD, .p = q, .a = flags,
+			       .b = (uintptr_t)fwd->xfer_out->client};
+	eng_post(w->eng, w->id, fwd->xfer_out->new_core, &it, false);
 }
 
 /* New core: RI_FWD. */
