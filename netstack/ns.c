@@ -4,6 +4,8 @@
  * dispatch of each call to the backend's operations.
  */
 #include <stdio.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 
 #include "ns_internal.h"
@@ -108,7 +110,12 @@ size_t ns_conn_pending(const struct ns_conn *c)
 
 const char *ns_conn_peer(const struct ns_conn *c)
 {
-	return c->peer;
+	static _Thread_local char buf[NS_PEER_LEN];
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(c->peer_v6 ? AF_INET6 : AF_INET, c->peer_ip, host, sizeof(host));
+	snprintf(buf, sizeof(buf), c->peer_v6 ? "[%s]:%u" : "%s:%u", host, c->peer_port);
+	return buf;
 }
 
 void ns_wake(struct ns_worker *w)

@@ -140,7 +140,8 @@ void ns_conn_set_user(struct ns_conn *c, void *user);
 void *ns_conn_user(const struct ns_conn *c);
 /* Bytes queued and not yet sent. */
 size_t ns_conn_pending(const struct ns_conn *c);
-/* The peer's address as text ("127.0.0.1:53122"), for logs; borrowed from the connection. */
+/* The peer's address as text ("127.0.0.1:53122", "[::1]:53122"), for logs: formatted into a
+ * buffer of the calling thread, valid until its next call (one per log line). */
 const char *ns_conn_peer(const struct ns_conn *c);
 
 /* Wakes the worker if it is waiting in ns_poll(). Any thread. */

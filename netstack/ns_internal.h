@@ -7,6 +7,8 @@
 #ifndef NS_INTERNAL_H
 #define NS_INTERNAL_H
 
+#include <string.h>
+
 #include "ns.h"
 
 #ifdef __cplusplus
@@ -40,11 +42,34 @@ struct ns_worker {
 
 #define NS_PEER_LEN 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
 
+/* Per-connection objects are allocated in blocks of this many bytes, a size class of the
+ * allocators (jemalloc's 96 KiB; below glibc's mmap threshold): as many objects as fit, so
+ * that no block rounds up past its objects. */
+#define NS_BLOCK_BYTES (96u * 1024u)
+
+/* The peer's address is kept binary (formatted only when asked: ns_conn_peer), 20 bytes
+ * instead of 56 of text in every connection. */
 struct ns_conn {
 	struct ns_worker *w;
 	void *user;
-	char peer[NS_PEER_LEN];
+	uint8_t peer_ip[16]; /* IPv4: the first 4 bytes */
+	uint16_t peer_port;  /* host order */
+	uint8_t peer_v6;
 };
+
+static inline void ns_conn_set_peer4(struct ns_conn *c, const void *ip_be, uint16_t port)
+{
+	memcpy(c->peer_ip, ip_be, 4);
+	c->peer_port = port;
+	c->peer_v6 = 0;
+}
+
+static inline void ns_conn_set_peer6(struct ns_conn *c, const void *ip, uint16_t port)
+{
+	memcpy(c->peer_ip, ip, 16);
+	c->peer_port = port;
+	c->peer_v6 = 1;
+}
 
 /* Backend constructors: fill err on failure. */
 struct ns_transport *ns_kernel_create(const struct ns_config *cfg, char *err, size_t errlen);

@@ -43,7 +43,7 @@
 #define KCHUNK_SMALL 512     /* the same for a small chunk */
 #define KCHUNK_FREE_MAX 1024 /* chunks of each size kept per worker; more are freed */
 #define KEPOLL_BATCH 256
-#define KCONN_BLOCK 256
+#define KCONN_BLOCK (NS_BLOCK_BYTES / sizeof(struct kconn))
 #define KIOV_MAX 64
 #define KRX_ARENA_CHUNKS 16 /* receive arena = this many rx_chunks */
 
@@ -180,7 +180,7 @@ static struct kconn *conn_alloc(struct kworker *w)
 		if (!b)
 			return NULL;
 		w->blocks[w->nblocks++] = b;
-		for (int i = KCONN_BLOCK - 1; i >= 0; i--) {
+		for (int i = (int)KCONN_BLOCK - 1; i >= 0; i--) {
 			b[i].next = w->free_conns;
 			w->free_conns = &b[i];
 		}
@@ -192,20 +192,14 @@ static struct kconn *conn_alloc(struct kworker *w)
 	return c;
 }
 
-static void format_peer(char *out, const struct sockaddr_storage *ss)
+static void set_peer(struct ns_conn *c, const struct sockaddr_storage *ss)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		snprintf(out, NS_PEER_LEN, "%s:%u", host, port);
+		ns_conn_set_peer4(c, &a->sin_addr, ntohs(a->sin_port));
 	} else {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		snprintf(out, NS_PEER_LEN, "[%s]:%u", host, port);
+		ns_conn_set_peer6(c, &a->sin6_addr, ntohs(a->sin6_port));
 	}
 }
 
@@ -232,7 +226,7 @@ static unsigned do_accept(struct kworker *w, struct ns_event *ev, unsigned room)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->fd = fd;
 		c->state = KS_OPEN;
-		format_peer(c->base.peer, &ss);
+		set_peer(&c->base, &ss);
 		struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
 			close(fd);

@@ -14,7 +14,7 @@
 
 #include "ns_tcp.h"
 
-#define TCB_BLOCK 256
+#define TCB_BLOCK (NS_BLOCK_BYTES / sizeof(struct ns_tcb))
 #define SEG_BLOCK 1024
 
 /* ---- allocation ------------------------------------------------------------------------- */
@@ -37,7 +37,7 @@ struct ns_tcb *tcb_alloc(struct ns_stack *st)
 			free(b);
 			return NULL;
 		}
-		for (int i = TCB_BLOCK - 1; i >= 0; i--) {
+		for (int i = (int)TCB_BLOCK - 1; i >= 0; i--) {
 			b[i].all_next = st->free_tcbs;
 			st->free_tcbs = &b[i];
 		}
@@ -733,8 +733,7 @@ int ns_stack_connect(struct ns_stack *st, uint32_t raddr, uint16_t rport, struct
 		while (t->rcv_wscale < 14 && (st->cfg.rcv_buf >> t->rcv_wscale) > 65535)
 			t->rcv_wscale++;
 	}
-	snprintf(t->base.peer, NS_PEER_LEN, "%u.%u.%u.%u:%u", ((uint8_t *)&raddr)[0],
-		 ((uint8_t *)&raddr)[1], ((uint8_t *)&raddr)[2], ((uint8_t *)&raddr)[3], rport);
+	ns_conn_set_peer4(&t->base, &raddr, rport);
 	tcb_set_state(st, t, TS_SYN_SENT);
 	tcb_hash_insert(st, t);
 	tcp_send_seg(st, t, NS_TH_SYN, t->iss, 0, 0);

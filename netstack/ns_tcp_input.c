@@ -59,12 +59,6 @@ static int parse_opts(const uint8_t *o, uint32_t len, struct tcp_opts *out)
 	return 0;
 }
 
-static void format_peer(struct ns_tcb *t)
-{
-	const uint8_t *a = (const uint8_t *)&t->raddr;
-	snprintf(t->base.peer, NS_PEER_LEN, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], t->rport);
-}
-
 static uint8_t wscale_for(uint32_t buf)
 {
 	uint8_t s = 0;
@@ -159,7 +153,7 @@ static struct ns_tcb *listen_input(struct ns_stack *st, const struct ns_ip_hdr *
 		t->rto_us = st->cfg.rto_init_ms * 1000;
 		t->cwnd = initial_cwnd(mss);
 		t->ssthresh = 0xffffffffu;
-		format_peer(t);
+		ns_conn_set_peer4(&t->base, &t->raddr, t->rport);
 		tcb_hash_insert(st, t);
 		t->state = TS_CLOSED;
 		established(st, t);
@@ -212,7 +206,7 @@ static struct ns_tcb *listen_input(struct ns_stack *st, const struct ns_ip_hdr *
 	t->cwnd = initial_cwnd(t->mss);
 	t->ssthresh = 0xffffffffu;
 	t->last_rx_us = st->now_us;
-	format_peer(t);
+	ns_conn_set_peer4(&t->base, &t->raddr, t->rport);
 	tcb_set_state(st, t, TS_SYN_RECEIVED);
 	tcb_hash_insert(st, t);
 	tcp_send_seg(st, t, NS_TH_SYN | NS_TH_ACK, t->iss, 0, 0);

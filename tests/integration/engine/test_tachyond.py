@@ -902,7 +902,10 @@ def t13_plugin():
                                        'plugin_opt_token': 's3cret',
                                        'plugin_opt_cleanup': done}).start()
     port = b.port
-    check('test_plugin.so loaded (3 options)' in b.output(), 'plugin loaded and logged')
+    # the log line may reach the file a moment after the port accepts (a loaded machine)
+    B.wait_for(lambda: 'test_plugin.so loaded (3 options)' in b.output(), 5,
+               'the plugin\'s load line in the log')
+    check(True, 'plugin loaded and logged')
     r = B.Raw(port)
     r.send(B.connect('p1', 5))
     check(connack_of(r)[2][1] == 0, 'plain client accepted')
