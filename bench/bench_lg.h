@@ -261,6 +261,8 @@ struct lg_run {
 	uint64_t rss_after_kib;	  /* ... once every connection has done CONNECT and PINGREQ */
 	uint64_t anon_before_kib; /* the same for RssAnon (heap and other anonymous pages) */
 	uint64_t anon_after_kib;
+	uint64_t rss_end_kib;     /* ... and at the end of the hold, when idle longer than 1 s */
+	uint64_t anon_end_kib;
 	double connect_s; /* time to open every connection */
 	double ping_s;	  /* idle: from all connected to every PINGRESP received */
 	/*

@@ -16,6 +16,8 @@
  *   connect{count, elapsed_s, rate, latency_us{...}},
  *   memory{broker_pid, rss_before_kib, rss_after_kib, anon_before_kib, anon_after_kib,
  *          bytes_per_conn, anon_bytes_per_conn},
+ *   memory_end{held_s, rss_end_kib, anon_end_kib, bytes_per_conn, anon_bytes_per_conn}
+ *              (idle, --pid, a hold longer than 1 s: sampled again at its end),
  *   broker_sys{topic, updates, before, last_after_pings_s, after, bytes_per_conn} (idle,
  *              --sys-topic),
  *   per_publisher[{id, sent, expected, delivered, lost, dups, reorders, stale}]
@@ -254,6 +256,15 @@ static void json_memory(FILE *f, const struct lg_run *run)
 			(unsigned long long)run->anon_after_kib,
 			per_conn_kib(run, run->rss_before_kib, run->rss_after_kib),
 			per_conn_kib(run, run->anon_before_kib, run->anon_after_kib));
+		if (run->rss_end_kib)
+			fprintf(f,
+				",\"memory_end\":{\"held_s\":%.1f,\"rss_end_kib\":%llu,"
+				"\"anon_end_kib\":%llu,\"bytes_per_conn\":%.0f,"
+				"\"anon_bytes_per_conn\":%.0f}",
+				cfg->hold, (unsigned long long)run->rss_end_kib,
+				(unsigned long long)run->anon_end_kib,
+				per_conn_kib(run, run->rss_before_kib, run->rss_end_kib),
+				per_conn_kib(run, run->anon_before_kib, run->anon_end_kib));
 	}
 	if (!run->sys_conn)
 		return;
@@ -435,6 +446,14 @@ int lg_report(struct lg_run *run)
 				(unsigned long long)run->anon_before_kib,
 				(unsigned long long)run->anon_after_kib,
 				per_conn_kib(run, run->anon_before_kib, run->anon_after_kib));
+		if (cfg->pid && run->rss_end_kib)
+			fprintf(stderr,
+				"  after %.1f s idle: broker RSS %llu KiB = %.0f B/connection "
+				"(anonymous: %llu KiB = %.0f B)\n",
+				cfg->hold, (unsigned long long)run->rss_end_kib,
+				per_conn_kib(run, run->rss_before_kib, run->rss_end_kib),
+				(unsigned long long)run->anon_end_kib,
+				per_conn_kib(run, run->anon_before_kib, run->anon_end_kib));
 		if (run->sys_conn && sys_fresh(run))
 			fprintf(stderr, "  broker's %s: %.0f -> %.0f = %.0f B/connection\n",
 				cfg->sys_topic, run->sys_first, run->sys_last,

@@ -688,6 +688,10 @@ static void drive(struct lg_run *run)
 				rss_kib(cfg->pid, &run->rss_after_kib, &run->anon_after_kib);
 			if (wait_until(run, t + (uint64_t)(cfg->hold * 1e9), hard, NULL) < 0)
 				return;
+			/* again once idle for the whole hold: the allocator has had time to return
+			 * what the connect burst freed (jemalloc decays dirty pages over ~10 s) */
+			if (cfg->pid && cfg->hold > settle)
+				rss_kib(cfg->pid, &run->rss_end_kib, &run->anon_end_kib);
 		}
 		atomic_store_explicit(&run->phase, LG_PH_STOP, memory_order_release);
 		return;

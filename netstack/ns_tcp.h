@@ -100,20 +100,21 @@ struct ns_tcb {
 	uint8_t state;         /* enum ns_tcp_state */
 	uint8_t user;          /* enum ns_tcb_user */
 	uint8_t notes;         /* N_* to report */
-	bool on_ready, on_dirty, on_reported, in_wheel;
-	bool paused, want_writable, active;
-	bool fin_queued;       /* our FIN follows the queued bytes */
-	bool fin_sent;         /* fin_seq is valid */
-	bool fin_rcvd;
-	bool fin_ooo;          /* the peer's FIN arrived out of order; fin_ooo_seq is valid */
-	bool ack_now;          /* send an ACK at the next flush */
-	bool ts_ok, ws_ok;     /* negotiated options */
-	bool in_recovery;      /* NewReno fast recovery (RFC 6582) */
-	bool rtt_timing;       /* rtt_seq is being timed (no timestamps) */
-	bool rto_karn;         /* rto_tsval/rto_high valid: older echoes are no RTT sample */
-	bool tlp_armed;        /* t_rexmt is a loss probe timeout (RFC 8985 7), not the RTO */
-	bool tlp_out;          /* a probe is outstanding until snd_una reaches tlp_end */
-	bool tlp_rexmit;       /* that probe retransmitted (rather than sent new data) */
+	/* flags: one bit each (a per-core object; 16 bytes less per connection than bools) */
+	bool on_ready : 1, on_dirty : 1, on_reported : 1, in_wheel : 1;
+	bool paused : 1, want_writable : 1, active : 1;
+	bool fin_queued : 1;      /* our FIN follows the queued bytes */
+	bool fin_sent : 1;        /* fin_seq is valid */
+	bool fin_rcvd : 1;
+	bool fin_ooo : 1;         /* the peer's FIN arrived out of order; fin_ooo_seq is valid */
+	bool ack_now : 1;         /* send an ACK at the next flush */
+	bool ts_ok : 1, ws_ok : 1; /* negotiated options */
+	bool in_recovery : 1;     /* NewReno fast recovery (RFC 6582) */
+	bool rtt_timing : 1;      /* rtt_seq is being timed (no timestamps) */
+	bool rto_karn : 1;        /* rto_tsval/rto_high valid: older echoes are no RTT sample */
+	bool tlp_armed : 1;       /* t_rexmt is a loss probe timeout (RFC 8985 7), not the RTO */
+	bool tlp_out : 1;         /* a probe is outstanding until snd_una reaches tlp_end */
+	bool tlp_rexmit : 1;      /* that probe retransmitted (rather than sent new data) */
 	int err;               /* for CLOSED */
 
 	/* send side */
