@@ -476,27 +476,16 @@ static void n_thread_fini(struct lg_thread *th)
 	for (unsigned k = 0; k < nt->nstacks; k++) {
 		struct nstack *s = &nt->stacks[k];
 		const struct ns_stack_stats *x = &s->st.xs;
+		char tcp[512];
 		if (s->up)
 			fprintf(stderr,
-				"bench_loadgen: netstack thread %d stack %u: rx_frames %llu tx_frames "
-				"%llu tx_dropped %llu tx_nobuf %llu arp_miss_drop %llu retransmits "
-				"%llu fast_retransmits %llu rto_fired %llu tlp_probes %llu "
-				"tlp_recoveries %llu tlp_spurious %llu rcv_drop %llu rcv_dup %llu "
-				"ooo_segs %llu "
-				"dupacks %llu rst_rx %llu timeouts %llu\n",
+				"bench_loadgen: netstack thread %d stack %u: rx_frames %llu, "
+				"tx_frames %llu, tx_dropped %llu, tx_nobuf %llu, arp_miss_drop %llu, "
+				"%s\n",
 				th->id, k, (unsigned long long)x->rx_frames,
 				(unsigned long long)x->tx_frames, (unsigned long long)s->dp.tx_dropped,
 				(unsigned long long)x->tx_nobuf, (unsigned long long)x->arp_miss_drop,
-				(unsigned long long)x->tcp_retransmits,
-				(unsigned long long)x->tcp_fast_retransmits,
-				(unsigned long long)x->tcp_rto_fired,
-				(unsigned long long)x->tcp_tlp_probes,
-				(unsigned long long)x->tcp_tlp_recoveries,
-				(unsigned long long)x->tcp_tlp_spurious,
-				(unsigned long long)x->tcp_rcv_drop, (unsigned long long)x->tcp_rcv_dup,
-				(unsigned long long)x->tcp_ooo_segs, (unsigned long long)x->tcp_dupacks,
-				(unsigned long long)x->tcp_rst_rx,
-				(unsigned long long)x->tcp_timeouts);
+				ns_stack_tcp_counters(x, tcp, sizeof(tcp)));
 		if (s->up)
 			ns_stack_fini(&s->st);
 		ns_dport_fini(&s->dp);

@@ -389,24 +389,16 @@ static void summary(struct dtransport *t)
 			(unsigned long long)w->ss.arp_shared);
 		/* every place a frame or a segment can be lost, and what it cost */
 		const struct ns_stack_stats *x = &w->st.xs;
+		char tcp[512];
 		fprintf(stderr,
 			"netstack: dpdk worker %u drops: tx_nobuf %llu, tx_dropped %llu, "
-			"txfwd_drop %llu, arp_miss_drop %llu, tcp_rcv_drop %llu, tcp_rcv_dup %llu, "
-			"refused %llu, tlp_probes %llu, tlp_recoveries %llu, tlp_spurious %llu, "
-			"retransmits %llu, fast_retransmits %llu, rto_fired %llu, ooo_segs %llu, "
-			"dupacks %llu, timeouts %llu, timers_deferred %llu\n",
+			"txfwd_drop %llu, arp_miss_drop %llu, refused %llu, timers_deferred %llu, "
+			"%s\n",
 			i, (unsigned long long)x->tx_nobuf, (unsigned long long)w->dp.tx_dropped,
 			(unsigned long long)w->ss.txfwd_drop, (unsigned long long)x->arp_miss_drop,
-			(unsigned long long)x->tcp_rcv_drop, (unsigned long long)x->tcp_rcv_dup,
 			(unsigned long long)w->st.base.stats.refused,
-			(unsigned long long)x->tcp_tlp_probes,
-			(unsigned long long)x->tcp_tlp_recoveries,
-			(unsigned long long)x->tcp_tlp_spurious,
-			(unsigned long long)x->tcp_retransmits,
-			(unsigned long long)x->tcp_fast_retransmits,
-			(unsigned long long)x->tcp_rto_fired, (unsigned long long)x->tcp_ooo_segs,
-			(unsigned long long)x->tcp_dupacks, (unsigned long long)x->tcp_timeouts,
-			(unsigned long long)w->ss.timers_deferred);
+			(unsigned long long)w->ss.timers_deferred,
+			ns_stack_tcp_counters(x, tcp, sizeof(tcp)));
 	}
 	struct rte_eth_stats es;
 	if (t->pool && rte_eth_stats_get(t->port, &es) == 0)

@@ -213,6 +213,9 @@ int ns_stack_send(struct ns_conn *c, const struct iovec *iov, unsigned iovcnt);
 void ns_stack_close(struct ns_conn *c, bool graceful);
 void ns_stack_pause_rx(struct ns_conn *c, bool pause);
 size_t ns_stack_pending(const struct ns_conn *c);
+/* The TCP loss and recovery counters of x as one line of text ("rcv_drop 0, rcv_dup 0, ..."),
+ * for the shutdown lines of the backend and the load generator; returns buf. */
+const char *ns_stack_tcp_counters(const struct ns_stack_stats *x, char *buf, size_t len);
 
 /*
  * Active open to raddr:rport (network byte order addr, host order port) from an ephemeral

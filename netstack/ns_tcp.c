@@ -517,6 +517,21 @@ void ns_stack_pause_rx(struct ns_conn *c, bool pause)
 	}
 }
 
+const char *ns_stack_tcp_counters(const struct ns_stack_stats *x, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "rcv_drop %llu, rcv_dup %llu, retransmits %llu, fast_retransmits %llu, "
+		 "rto_fired %llu, tlp_probes %llu, tlp_recoveries %llu, tlp_spurious %llu, "
+		 "ooo_segs %llu, dupacks %llu, rst_rx %llu, timeouts %llu",
+		 (unsigned long long)x->tcp_rcv_drop, (unsigned long long)x->tcp_rcv_dup,
+		 (unsigned long long)x->tcp_retransmits, (unsigned long long)x->tcp_fast_retransmits,
+		 (unsigned long long)x->tcp_rto_fired, (unsigned long long)x->tcp_tlp_probes,
+		 (unsigned long long)x->tcp_tlp_recoveries, (unsigned long long)x->tcp_tlp_spurious,
+		 (unsigned long long)x->tcp_ooo_segs, (unsigned long long)x->tcp_dupacks,
+		 (unsigned long long)x->tcp_rst_rx, (unsigned long long)x->tcp_timeouts);
+	return buf;
+}
+
 size_t ns_stack_pending(const struct ns_conn *c)
 {
 	return ((const struct ns_tcb *)c)->sb_len;
