@@ -13,6 +13,16 @@
 #include "eng_config.h"
 #include "tachyon.h"
 
+#ifdef TACHYON_JEMALLOC
+/* jemalloc returns freed pages to the kernel as they age, but without a thread of its own it
+ * does so only when the program allocates: after a burst of connects (CONNECT claims, tables
+ * outgrown), an idle broker kept about 58 B per connection of freed pages resident for good
+ * (100k idle over memif: 1,032 B per connection, 974 B after 20 s idle with the thread). Its
+ * background thread is no part of the data path. MALLOC_CONF in the environment still
+ * applies on top. The daemon's choice only: a host embedding libtachyon keeps its own. */
+const char *malloc_conf = "background_thread:true";
+#endif
+
 static struct tachyon *engine;
 
 static void on_stop(int sig)
