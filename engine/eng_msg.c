@@ -3,13 +3,15 @@
  * Messages and queue entries: creation from a decoded PUBLISH (or a will), reference
  * counting, and the per-worker free lists that keep malloc off the data path.
  *
- * A message is one allocation: the header, then the topic, the payload, the MQTT 5 property
- * block and, for QoS 0 packets that can be forwarded unchanged, the packet bytes as received.
+ * A message is one allocation: the header, its decoded properties (only when it has some),
+ * then the topic, the payload, the MQTT 5 property block and, for QoS 0 packets that can be
+ * forwarded unchanged, the packet bytes as received (one copy then serves all four views).
  * Messages up to 8 KiB come from the creating worker's pool (three block sizes, a pool per
- * size class: struct eng_mpool), and go back to it when the last reference is dropped. On another worker that is a remote free: the block
- * waits in a chain for its home worker and the chain is pushed onto the home's lock-free
- * return stack (one CAS per ENG_RET_BATCH blocks, or per loop iteration); the home takes the
- * whole stack (one exchange) when its pool runs dry. So a publisher's core and its
+ * size class: struct eng_mpool), and go back to it when the last reference is dropped. On
+ * another worker that is a remote free: the block waits in a chain for its home worker and
+ * the chain is pushed onto the home's lock-free return stack of its class (one CAS per
+ * ENG_RET_BATCH blocks, or per loop iteration); the home takes the whole stack (one
+ * exchange) when its pool of that class runs dry. So a publisher's core and its
  * subscribers' core trade blocks without malloc, free, or a cache line bounced per message.
  * Threads that are no worker (control, host, auth) and workers being destroyed free blocks.
  */

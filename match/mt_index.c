@@ -6,8 +6,9 @@
  *  - Readers (mt_index_match) never block, lock, write shared memory or allocate: they probe
  *    struct mt_fidx (mt_fidx.c) under liburcu QSBR and OR together the core masks of the
  *    matching filters, trusting 64-bit filter keys (a collision only adds a core: the result
- *    is a routing hint that each core's mt_local refines exactly; see match.h). A reader may hold pointers into the index only until its next
- *    mt_rcu_quiescent(), which each worker calls once per loop iteration.
+ *    is a routing hint that each core's mt_local refines exactly; see match.h). A reader may
+ *    hold pointers into the index only until its next mt_rcu_quiescent(), which each worker
+ *    calls once per loop iteration.
  *  - The writer applies deltas "core C has one more/fewer subscriber on F". The mask bit of C is
  *    set on the first subscriber and cleared with the last, tracked by per-core counts that only
  *    the writer reads (so they need no atomics and can be reallocated freely). A mask is one

@@ -8,8 +8,9 @@
  * struct mt_fidx (mt_fidx.c), hot (key, core mask) records in cache-line buckets found from the
  * topic and the set of filter shapes alone, about one round of DRAM misses per publish
  * (bench_match at 1M subscriptions, 2026-12-02, loaded machine: p50 ~270 ns against ~720 ns
- * for the trie walk below in the same session; the next paragraphs' figures are the trie's). The trie still serves the shared-subscription
- * half of the global index (few filters), the per-core index and the retained index.
+ * for the trie walk below in the same session; the next paragraphs' figures are the trie's).
+ * The trie still serves the shared-subscription half of the global index (few filters), the
+ * per-core index and the retained index.
  *
  * Design: one trie serves three users.
  *
