@@ -578,11 +578,12 @@ int main(int argc, char **argv)
 	}
 
 	uint64_t oh = timer_overhead();
-	printf("bench_match: %u subscriptions (%llu exact, %llu wildcard filters, %llu trie nodes), "
-	       "%u cores, %zu publish topics, %u reps (medians), timer overhead %llu ns subtracted\n",
+	printf("bench_match: %u subscriptions (%llu exact, %llu wildcard filters, %llu filter shapes "
+	       "in %llu depth programs), %u cores, %zu publish topics, %u reps (medians), timer "
+	       "overhead %llu ns subtracted\n",
 	       o.subs, (unsigned long long)st.exact_filters, (unsigned long long)st.wildcard_filters,
-	       (unsigned long long)st.trie_nodes, o.cores, topics.n, o.reps,
-	       (unsigned long long)oh);
+	       (unsigned long long)st.trie_nodes, (unsigned long long)st.shape_programs, o.cores,
+	       topics.n, o.reps, (unsigned long long)oh);
 	printf("publish mix: %u exact-filter topics, %u topics built from a wildcard filter, "
 	       "%u topics matching nothing\n", ncl[CL_EXACT], ncl[CL_WILD], ncl[CL_MISS]);
 

@@ -181,6 +181,7 @@ struct mt_index_stats {
 	uint64_t exact_filters;	   /* distinct filters without wildcards */
 	uint64_t wildcard_filters; /* distinct filters with + or # */
 	uint64_t trie_nodes;	   /* wildcard filter shapes (word/'+' level sequences) */
+	uint64_t shape_programs;   /* per-depth programs of the shapes (0: readers walk them) */
 	uint64_t share_groups;
 	uint64_t arena_bytes;	   /* mapped by the index itself (nodes, exact entries) */
 };
@@ -207,6 +208,11 @@ void mt_index_walk_stats(const struct mt_index *idx, const char *topic, size_t l
  * while subscribe/unsubscribe stay exact. Only on an empty index (else -EBUSY). Control thread.
  * Never for production use: collisions cost routing to cores that drop the message. */
 int mt_index_test_key_mask(struct mt_index *idx, uint64_t mask);
+
+/* Test hook: shape sets are compiled into per-depth programs only while programs * shapes
+ * stays within @limit (default 16384; 0: never, readers walk the shapes), so that tests can
+ * check both read paths. Takes effect at once. Returns 0 or -ENOMEM. Control thread. */
+int mt_index_test_prog_limit(struct mt_index *idx, uint32_t limit);
 
 /* ---------------------------------------------------------------------------------------------
  * The per-core private index (mt_local.c). Owned by one worker; no locks, no RCU.

@@ -11,14 +11,18 @@
  * Here a reader never follows a pointer it has to wait for:
  *
  *  - Keys from the topic alone. An exact filter's key is the hash of its whole text
- *    (mt_exact_hash). A wildcard filter's key is the path hash of its levels, '+' hashed as
- *    MT_WH_PLUS, sealed by how it ends (MT_FK_HERE, or MT_FK_HASH for "<levels>/#"). Given the
- *    set of filter *shapes* present (the sequence of word/'+' levels and the ending; "a/+/c" and
- *    "x/+/z" share one), a reader computes, from the topic's word hashes, the one key each shape
- *    would have if a filter of that shape matched the topic. Shapes are few in practice (tens),
- *    kept in a small trie (struct mt_pnode) whose read-side copy (struct mt_pview, in preorder)
- *    is rebuilt and republished only when a shape appears or disappears; a reader walks it
- *    with a stack of path hashes, skipping subtrees deeper than the topic.
+ *    (mt_exact_hash). A wildcard filter's key is a sum of one seeded term per level (the
+ *    word's, mt_fidx_term, or the level's '+' term), sealed by how it ends (MT_FK_HERE, or
+ *    MT_FK_HASH for "<levels>/#"). Given the set of filter *shapes* present (the sequence of
+ *    word/'+' levels and the ending; "a/+/c" and "x/+/z" share one), a reader derives, from
+ *    the topic's prefix sums, the one key each shape would have if a filter of that shape
+ *    matched the topic: the prefix sum over the shape's depth, plus for each '+' level what
+ *    the '+' changes there. Shapes are few in practice (tens), kept in a small trie (struct
+ *    mt_pnode) whose read-side form (struct mt_pview) is rebuilt and republished only when a
+ *    shape appears or disappears. It holds one program per topic depth (struct mt_pprog):
+ *    the candidate keys of that depth as pairs of slots to add, four at a time, with no branch
+ *    per shape and no multiply. '$' topics, and shape sets too big to compile, walk the
+ *    shapes in preorder instead.
  *  - Records inline. The hot tables (struct mt_ftab) hold (key, core mask) pairs, four to a
  *    64-byte bucket: one probe is one cache line, and it is the whole answer. A reader trusts
  *    key equality without reading the filter: the global index is a routing hint (a worker's
@@ -31,9 +35,10 @@
  *    cores in place (tests force collisions through mt_index_test_key_mask).
  *  - Summaries. Each hot table carries a blocked Bloom filter (3 bits in one 64-bit word per
  *    key; exact: MT_FIDX_SUM_EXACT bits per entry of capacity, wildcard: MT_FIDX_SUM_WILD),
- *    small enough to stay mostly in cache. A reader computes every candidate key, prefetches
- *    the exact key's bucket and every candidate's summary word together, then prefetches the
- *    buckets of the candidates the summary lets through, and reads them: a topic with no
+ *    small enough to stay mostly in cache. A reader prefetches the exact key's bucket and
+ *    summary word first, computes every candidate key and prefetches its summary word, then
+ *    checks the summaries four keys at a time, prefetches the buckets of the candidates they
+ *    let through, and reads them: a topic with no
  *    wildcard match finishes after the exact probe (or without any DRAM access, for a miss the
  *    summaries rule out), a wildcard hit costs one more round. A false positive costs one
  *    bucket read (bench_match reports the rate).
@@ -57,12 +62,15 @@
 
 #include "mt_internal.h"
 
-/* Summary bits per hot entry of capacity (~10 per key: 2% false positives with 3 bits per
- * key). The wildcard summary is checked ~20 times per topic: 16 bits gave 0.5% but, at twice
- * the bytes, stayed in cache less (bench_match, 1M subscriptions: no faster). */
+/* Summary bits per hot entry of capacity (3 bits per key). Exact: 8 (~10 per key, 2% false
+ * positives), checked once per topic, its word prefetched with the exact bucket. Wildcard:
+ * checked ~24 times per topic, so its rate multiplies: 16 (~21 bits per key) gives 0.5%, and
+ * at 1M subscriptions 512 KiB still stays mostly in cache (bench_match, 2026-12-02: p50 ~250
+ * ns against ~330 with 8 bits and 2%, and no better with 32 bits and 0.1%). */
 #define MT_FIDX_SUM_EXACT 8
-#define MT_FIDX_SUM_WILD 8
-#define MT_FIDX_CANDS 64     /* wildcard candidate keys handled per batch */
+#define MT_FIDX_SUM_WILD 16
+#define MT_FIDX_CANDS 128    /* wildcard candidate keys handled per batch */
+#define MT_FIDX_PROG_LIMIT 16384 /* default prog_limit: programs * shapes at most */
 #define MT_FT_HUGE ((uintptr_t)2 << 20)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -237,12 +245,30 @@ static void mt_ftab_set(struct mt_ftab *t, uint64_t key, uint64_t mask, struct m
 /* ------------------------------------------------------------------------------------------ */
 /* Filter keys. */
 
-/* Hash of level @w (@len bytes) as the walk hashes a topic's words (mt_wtopic_split). */
-static uint64_t mt_fidx_wh(const struct mt_fidx *f, const char *w, size_t len)
+/*
+ * Level terms. A wildcard filter's key is the sum of one term per level (mod 2^64), sealed by
+ * how it ends: level i holding word w adds mt_fidx_term(i, w), a '+' adds f->plus_term[i].
+ * Terms are seeded multiply-fold hashes, so sums of distinct term sets collide with
+ * probability ~2^-64, and a reader derives a shape's key from the topic's own prefix sum with
+ * one addition per level the shape changes (struct mt_pprog), with no chain of multiplies.
+ */
+
+/* Term of word bytes @a (at most 8, zero-extended, byte k in bits 8k..8k+7; a level holds no
+ * NUL, so @a and @len name the word) at level @i: one multiply. */
+static inline uint64_t mt_fidx_short(uint64_t a, size_t len, unsigned i, uint64_t seed)
 {
-	if (len == 1 && w[0] == '+')
-		return MT_WH_PLUS;
-	return mt_hash(w, len, f->seed);
+	return mt_mum(a ^ seed ^ MT_P1, ((uint64_t)i << 8 | len) ^ MT_P0);
+}
+
+/* Term of level @i holding word @w (@len bytes). */
+static uint64_t mt_fidx_term(uint64_t seed, unsigned i, const char *w, size_t len)
+{
+	if (len > 8) /* marked 0xff in the length byte: no short word has it */
+		return mt_fidx_short(mt_hash(w, len, seed), 0xff, i, seed);
+	uint64_t a = 0;
+	for (size_t k = 0; k < len; k++)
+		a |= (uint64_t)(unsigned char)w[k] << (8 * k);
+	return mt_fidx_short(a, len, i, seed);
 }
 
 /* Splits filter @s into its shape (@plus[i] for each level before a trailing '#'; returns
@@ -251,7 +277,7 @@ static unsigned mt_fidx_shape(const struct mt_fidx *f, const char *s, size_t len
 			      int *kind, uint64_t *key)
 {
 	const char *p = s, *end = s + len;
-	uint64_t path = mt_path_root(f->seed);
+	uint64_t path = f->seed;
 	unsigned n = 0;
 	bool wild = false;
 
@@ -264,9 +290,11 @@ static unsigned mt_fidx_shape(const struct mt_fidx *f, const char *s, size_t len
 			wild = true;
 			break;
 		}
+		if (n == MT_LEVELS_MAX) /* a valid filter has fewer: MT_DIE rather than overrun */
+			MT_DIE("filter deeper than MT_LEVELS_MAX");
 		plus[n] = wl == 1 && p[0] == '+';
 		wild |= plus[n];
-		path = mt_path_child(path, mt_fidx_wh(f, p, wl));
+		path += plus[n] ? f->plus_term[n] : mt_fidx_term(f->seed, n, p, wl);
 		n++;
 		if (q == end)
 			break;
@@ -354,24 +382,157 @@ static uint32_t mt_view_fill(const struct mt_fidx *f, struct mt_pview *v, uint32
 	return next;
 }
 
+/* Depth of the deepest node under (and including) @c. */
+static unsigned mt_shape_depth(const struct mt_fidx *f, uint32_t c)
+{
+	const struct mt_pnode *p = &f->pn[c];
+	unsigned d = p->depth;
+
+	for (int k = 0; k < 2; k++)
+		if (p->child[k]) {
+			unsigned cd = mt_shape_depth(f, p->child[k]);
+			d = cd > d ? cd : d;
+		}
+	return d;
+}
+
+/* Programs under construction: steps, and the HASH and HERE candidate lists. */
+struct mt_pbuild {
+	struct mt_pstep *s;
+	struct mt_pcand *h, *r;
+	uint32_t ns, nh, nr;
+	uint32_t s0; /* first step of the program being built */
+};
+
+/* Appends to program @d the candidates (and steps) of node @c, whose '+' levels above it sum
+ * their deltas in slot @ds, and of its subtree, leaving out nodes that yield no key for topics
+ * of @d levels and have no descendant that does. Returns whether anything was kept. */
+static bool mt_prog_fill(const struct mt_fidx *f, uint32_t c, unsigned d, unsigned ds,
+			 struct mt_pbuild *b)
+{
+	const struct mt_pnode *p = &f->pn[c];
+
+	if (p->depth > d)
+		return false;
+	uint32_t ns = b->ns, nh = b->nh, nr = b->nr;
+	if (p->plus) {
+		unsigned delta = MT_PS_DELTA + p->depth - 1u;
+		if (ds == MT_PS_ZERO) {
+			ds = delta;
+		} else {
+			b->s[b->ns] = (struct mt_pstep){(uint16_t)ds, (uint16_t)delta};
+			ds = MT_PS_STK + (b->ns++ - b->s0);
+		}
+	}
+	struct mt_pcand k = {p->depth, (uint16_t)ds};
+	bool need = false;
+	if (p->nhash) {
+		b->h[b->nh++] = k;
+		need = true;
+	}
+	if (p->nhere && p->depth == d) {
+		b->r[b->nr++] = k;
+		need = true;
+	}
+	for (int i = 0; i < 2; i++)
+		if (p->child[i])
+			need |= mt_prog_fill(f, p->child[i], d, ds, b);
+	if (!need) {
+		b->ns = ns;
+		b->nh = nh;
+		b->nr = nr;
+	}
+	return need;
+}
+
+/* Compiles the shapes into @nprog programs (@prog), their steps and slots into @b, whose
+ * arrays hold @cap entries each. Returns false if they do not fit: a program with more steps
+ * than a reader's stack or more keys than its batch. */
+static bool mt_prog_build(const struct mt_fidx *f, uint32_t nprog, struct mt_pprog *prog,
+			  struct mt_pbuild *b, uint32_t cap)
+{
+	b->ns = b->nh = b->nr = 0;
+	for (uint32_t d = 1; d <= nprog; d++) {
+		struct mt_pprog *pg = &prog[d - 1];
+		/* One program has at most one step and one slot of each kind per node, and
+		 * each slot list is padded (with slot 0) to a multiple of 4 for the reader. */
+		if (b->ns + f->nshapes + 1 > cap || b->nh + f->nshapes + 4 > cap ||
+		    b->nr + f->nshapes + 4 > cap)
+			return false;
+		b->s0 = pg->s0 = b->ns;
+		pg->h0 = b->nh;
+		pg->r0 = b->nr;
+		(void)mt_prog_fill(f, 0, d, MT_PS_ZERO, b);
+		pg->ns = b->ns - pg->s0;
+		pg->nh = b->nh - pg->h0;
+		pg->nr = b->nr - pg->r0;
+		while ((b->nh - pg->h0) % 4)
+			b->h[b->nh++] = (struct mt_pcand){0, MT_PS_ZERO};
+		while ((b->nr - pg->r0) % 4)
+			b->r[b->nr++] = (struct mt_pcand){0, MT_PS_ZERO};
+		if (pg->ns > MT_PSTEPS_MAX || pg->nh + pg->nr > MT_FIDX_CANDS)
+			return false;
+	}
+	return true;
+}
+
 /* Publishes a view of the current shapes; the old one goes after a grace period. */
 static int mt_view_publish(struct mt_fidx *f)
 {
-	uint32_t n = f->nshapes + 1;
-	struct mt_pview *v = malloc(sizeof(*v) + n * sizeof(v->v[0]));
+	uint32_t n = f->nshapes + 1, maxd = mt_shape_depth(f, 0);
+	/* Programs for depths 1..maxd + 1, when the shapes are few enough to be worth it. */
+	uint32_t nprog = maxd + 1, cap = nprog * (n + 3);
+	struct mt_pprog *prog = NULL;
+	struct mt_pbuild b = {0};
+	int ret = -ENOMEM;
 
-	if (!v) {
-		f->view_dirty = true;
-		return -ENOMEM;
+	if ((uint64_t)nprog * n > f->prog_limit) {
+		nprog = 0;
+	} else {
+		prog = malloc(nprog * sizeof(*prog));
+		b.s = malloc(cap * sizeof(*b.s));
+		b.h = malloc(cap * sizeof(*b.h));
+		b.r = malloc(cap * sizeof(*b.r));
+		if (!prog || !b.s || !b.h || !b.r)
+			goto out;
+		if (!mt_prog_build(f, nprog, prog, &b, cap)) {
+			nprog = 0;
+			b.ns = b.nh = b.nr = 0;
+		}
 	}
+	struct mt_pview *v = malloc(sizeof(*v) + n * sizeof(v->v[0]) + nprog * sizeof(*prog) +
+				    b.ns * sizeof(*b.s) + (b.nh + b.nr) * sizeof(*b.h));
+	if (!v)
+		goto out;
 	v->n = n;
 	v->nterms = 0;
 	mt_view_fill(f, v, 0, 0, false, true);
+	struct mt_pprog *vp = (struct mt_pprog *)(void *)&v->v[n];
+	struct mt_pstep *vs = (struct mt_pstep *)(void *)&vp[nprog];
+	struct mt_pcand *vc = (struct mt_pcand *)(void *)&vs[b.ns];
+	if (nprog) {
+		memcpy(vp, prog, nprog * sizeof(*prog));
+		memcpy(vs, b.s, b.ns * sizeof(*vs));
+		memcpy(vc, b.h, b.nh * sizeof(*vc));
+		memcpy(vc + b.nh, b.r, b.nr * sizeof(*vc)); /* the HERE list follows the HASH one */
+		for (uint32_t d = 0; d < nprog; d++)
+			vp[d].r0 += b.nh;
+	}
+	v->nprog = nprog;
+	v->prog = vp;
+	v->step = vs;
+	v->cand = vc;
 	struct mt_pview *old = f->view;
 	MT_STORE_REL(&f->view, v);
 	mt_reclaim_put(f->rc, old);
-	f->view_dirty = false;
-	return 0;
+	ret = 0;
+out:
+	free(prog);
+	free(b.s);
+	free(b.h);
+	free(b.r);
+	f->view_dirty = ret < 0;
+	return ret;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -380,6 +541,9 @@ int mt_fidx_init(struct mt_fidx *f, uint64_t seed, struct mt_reclaim *rc)
 {
 	memset(f, 0, sizeof(*f));
 	f->seed = seed;
+	f->prog_limit = MT_FIDX_PROG_LIMIT;
+	for (unsigned i = 0; i < MT_LEVELS_MAX; i++) /* 0xfe in the length byte: no word has it */
+		f->plus_term[i] = mt_mum(seed ^ MT_P2, ((uint64_t)i << 8 | 0xfe) ^ MT_P0);
 	f->kmask = ~0ull;
 	f->rc = rc;
 	f->cappn = 16;
@@ -399,6 +563,12 @@ int mt_fidx_init(struct mt_fidx *f, uint64_t seed, struct mt_reclaim *rc)
 err:
 	mt_fidx_fini(f);
 	return -ENOMEM;
+}
+
+int mt_fidx_prog_limit(struct mt_fidx *f, uint32_t limit)
+{
+	f->prog_limit = limit;
+	return mt_view_publish(f);
 }
 
 void mt_fidx_fini(struct mt_fidx *f)
@@ -575,20 +745,108 @@ int mt_fidx_del(struct mt_fidx *f, const char *s, size_t len, unsigned core)
 /* ------------------------------------------------------------------------------------------ */
 /* Read side. */
 
+/* 8 bytes at @p, byte i in bits 8i..8i+7. */
+static inline uint64_t mt_le64(const char *p)
+{
+	uint64_t v = mt_rd64((const unsigned char *)p);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+/*
+ * Splits topic @s (len > 0) into levels as the filter keys see them: @ps[i] the key sum of
+ * levels 0..i-1 (ps[0]: the seed), and ps[MT_PS_DELTA + i] what a '+' at level i changes in
+ * it (@plus: the plus terms). Returns the levels split;
+ * *@whole is false for a name deeper than MT_LEVELS_MAX (its first levels are split: no
+ * filter has more, so only '#' filters can match it). A word of up to 8 bytes, nearly every
+ * word, costs one load and one multiply, and never a byte loop.
+ */
+static inline __attribute__((always_inline)) uint32_t
+mt_fidx_split(const char *s, size_t len, uint64_t seed, const uint64_t *plus, uint64_t *ps,
+	      bool *whole)
+{
+	const char *p = s, *end = s + len;
+	uint64_t sum = seed;
+	uint32_t n = 0;
+
+	ps[0] = sum;
+	for (;;) {
+		size_t rest = (size_t)(end - p), wl;
+		uint64_t v = 0, t;
+		if (MT_LIKELY(rest >= 8)) {
+			v = mt_le64(p);
+		} else if (len >= 8 && rest) {
+			v = mt_le64(end - 8) >> (8 * (8 - rest)); /* the last bytes, zero-filled */
+		} else {
+			for (size_t i = 0; i < rest; i++)
+				v |= (uint64_t)(unsigned char)p[i] << (8 * i);
+		}
+		uint64_t m = mt_bytes_eq(v, '/');
+		if (m) {
+			wl = (size_t)__builtin_ctzll(m) >> 3;
+			t = mt_fidx_short(v & ((1ull << (8 * wl)) - 1), wl, n, seed);
+		} else if (rest <= 8) {
+			wl = rest;
+			t = mt_fidx_short(v, wl, n, seed);
+		} else {
+			wl = (size_t)(mt_find_slash(p + 8, end) - p);
+			t = mt_fidx_term(seed, n, p, wl);
+		}
+		ps[MT_PS_DELTA + n] = plus[n] - t;
+		sum += t;
+		ps[++n] = sum;
+		if (wl == rest) {
+			*whole = true;
+			return n;
+		}
+		if (n == MT_LEVELS_MAX) {
+			*whole = false;
+			return n;
+		}
+		p += wl + 1;
+	}
+}
+
+/* Four keys at once (AVX2 where the reader's clone has it, pairs or scalars elsewhere). Vectors
+ * go by pointer: by value they would change the ABI between clones. */
+typedef uint64_t mt_v4u64 __attribute__((vector_size(32)));
+
+/* mt_farr_maybe of keys @k4[0..3]: bit i of the result for @k4[i]. */
+static inline __attribute__((always_inline)) unsigned mt_farr_maybe4(const struct mt_farr *a,
+								     const uint64_t *k4)
+{
+	mt_v4u64 k, one = {1, 1, 1, 1};
+	memcpy(&k, k4, sizeof(k));
+	mt_v4u64 i = (k >> 40) & a->smask;
+	mt_v4u64 w = {MT_LOAD_RLX(&a->sum[i[0]]), MT_LOAD_RLX(&a->sum[i[1]]),
+		      MT_LOAD_RLX(&a->sum[i[2]]), MT_LOAD_RLX(&a->sum[i[3]])};
+	mt_v4u64 b = (one << (k & 63)) | (one << ((k >> 6) & 63)) | (one << ((k >> 12) & 63));
+	mt_v4u64 hit = (mt_v4u64)((w & b) == b);
+	return (unsigned)((hit[0] & 1) | (hit[1] & 2) | (hit[2] & 4) | (hit[3] & 8));
+}
+
 /* Checks @n candidate keys of snapshot @a, whose summary words the caller prefetched: the
  * buckets of those the summary lets through are prefetched together, then read. Returns the
- * union of the masks found. */
+ * union of the masks found. @ck has room for padding to a multiple of 4. */
 static inline __attribute__((always_inline)) uint64_t
-mt_fidx_probe(const struct mt_farr *a, const uint64_t *ck, unsigned n, struct mt_walk_stats *st)
+mt_fidx_probe(const struct mt_farr *a, uint64_t *ck, unsigned n, struct mt_walk_stats *st)
 {
 	uint64_t mk[MT_FIDX_CANDS], m = 0;
 	unsigned nm = 0;
 
-	for (unsigned j = 0; j < n; j++) {
-		mk[nm] = ck[j];
-		if (mt_farr_maybe(a, ck[j])) {
-			mt_farr_prefetch(a, ck[j]);
-			nm++;
+	for (unsigned j = n; j % 4; j++)
+		ck[j] = 0;
+	for (unsigned j = 0; j < n; j += 4) {
+		unsigned hit = mt_farr_maybe4(a, ck + j);
+		if (j + 4 > n)
+			hit &= (1u << (n - j)) - 1;
+		while (hit) {
+			uint64_t k = ck[j + (unsigned)__builtin_ctz(hit)];
+			hit &= hit - 1;
+			mt_farr_prefetch(a, k);
+			mk[nm++] = k;
 		}
 	}
 	for (unsigned j = 0; j < nm; j++) {
@@ -602,6 +860,24 @@ mt_fidx_probe(const struct mt_farr *a, const uint64_t *ck, unsigned n, struct mt
 		st->maybe += nm;
 	}
 	return m;
+}
+
+/* Candidate keys (slot(@c[i].a) + slot(@c[i].b)) ^ @seal of snapshot @a for i < @n, four at a
+ * time into @ck (which has room for the last group's padding; @c is padded to a multiple of
+ * 4), their summary words prefetched. */
+static inline __attribute__((always_inline)) void
+mt_fidx_keys4(uint64_t *ck, const struct mt_farr *a, const uint64_t *ps, const struct mt_pcand *c,
+	      uint32_t n, uint64_t seal, uint64_t km)
+{
+	for (uint32_t i = 0; i < n; i += 4) {
+		mt_v4u64 x = {ps[c[i].a], ps[c[i + 1].a], ps[c[i + 2].a], ps[c[i + 3].a]};
+		mt_v4u64 y = {ps[c[i].b], ps[c[i + 1].b], ps[c[i + 2].b], ps[c[i + 3].b]};
+		mt_v4u64 k = (((x + y) ^ seal) & km) | (1ull << 63); /* mt_fkey */
+		memcpy(ck + i, &k, sizeof(k));
+		mt_v4u64 w = (k >> 40) & a->smask;
+		for (int j = 0; j < 4; j++)
+			__builtin_prefetch(&a->sum[w[j]]);
+	}
 }
 
 /* Adds wildcard candidate key @k (its summary word is fetched now, checked in mt_fidx_probe). */
@@ -634,31 +910,45 @@ mt_fidx_walk(const struct mt_fidx *f, const char *topic, size_t len, struct mt_w
 	__builtin_prefetch(mt_farr_sumw(xa, xk));
 	if (v->nterms) {
 		const struct mt_farr *wa = MT_LOAD_ACQ(&f->wild.arr);
-		struct mt_wtopic w;
-		uint64_t pstk[MT_LEVELS_MAX + 1], ck[MT_FIDX_CANDS];
+		uint64_t ps[MT_PS_SLOTS], ck[MT_FIDX_CANDS + 7];
 		unsigned nc = 0;
-		bool dollar = topic[0] == '$';
-		mt_wtopic_split(&w, topic, len, f->seed);
-		pstk[0] = w.path[0];
-		for (uint32_t i = 0; i < v->n;) {
-			const struct mt_pv *e = &v->v[i];
-			unsigned d = e->depth, fl = e->flags;
-			if (d > w.n || (dollar && (fl & MT_PV_NODOLLAR))) {
-				i = e->end;
-				continue;
-			}
-			i++;
-			uint64_t p = w.path[d];
-			if (!(fl & MT_PV_WORDS))
-				p = mt_path_child(pstk[d - 1], fl & MT_PV_PLUS ? MT_WH_PLUS : w.wh[d - 1]);
-			pstk[d] = p;
-			if ((fl & MT_PV_HASH) && (d > 0 || !dollar))
-				MT_FIDX_CAND(mt_fkey(p ^ MT_FK_HASH, km));
-			if ((fl & MT_PV_HERE) && d == w.n && w.whole)
-				MT_FIDX_CAND(mt_fkey(p ^ MT_FK_HERE, km));
-			if (nc >= MT_FIDX_CANDS - 1) {
-				m |= mt_fidx_probe(wa, ck, nc, st);
-				nc = 0;
+		bool whole, dollar = topic[0] == '$';
+		uint32_t n = mt_fidx_split(topic, len, f->seed, f->plus_term, ps, &whole);
+		if (MT_LIKELY(v->nprog && !dollar)) {
+			const struct mt_pprog *pg = &v->prog[(whole && n < v->nprog ? n : v->nprog) - 1];
+			const struct mt_pstep *s = v->step + pg->s0;
+			ps[MT_PS_ZERO] = 0;
+			for (uint32_t i = 0; i < pg->ns; i++)
+				ps[MT_PS_STK + i] = ps[s[i].x] + ps[s[i].y];
+			mt_fidx_keys4(ck, wa, ps, v->cand + pg->h0, pg->nh, MT_FK_HASH, km);
+			mt_fidx_keys4(ck + pg->nh, wa, ps, v->cand + pg->r0, pg->nr, MT_FK_HERE, km);
+			nc = pg->nh + pg->nr;
+		} else {
+			/* The view walk: '$' topics (no shape starting with '+' serves them, nor
+			 * the root "#"), and shape sets too big for programs. */
+			uint64_t *stk = ps + MT_PS_STK;
+			stk[0] = ps[0];
+			for (uint32_t i = 0; i < v->n;) {
+				const struct mt_pv *e = &v->v[i];
+				unsigned d = e->depth, fl = e->flags;
+				if (d > n || (dollar && (fl & MT_PV_NODOLLAR))) {
+					i = e->end;
+					continue;
+				}
+				i++;
+				uint64_t p = ps[d];
+				if (!(fl & MT_PV_WORDS))
+					p = stk[d - 1] + (fl & MT_PV_PLUS ? f->plus_term[d - 1]
+									  : ps[d] - ps[d - 1]);
+				stk[d] = p;
+				if ((fl & MT_PV_HASH) && (d > 0 || !dollar))
+					MT_FIDX_CAND(mt_fkey(p ^ MT_FK_HASH, km));
+				if ((fl & MT_PV_HERE) && d == n && whole)
+					MT_FIDX_CAND(mt_fkey(p ^ MT_FK_HERE, km));
+				if (nc >= MT_FIDX_CANDS - 1) {
+					m |= mt_fidx_probe(wa, ck, nc, st);
+					nc = 0;
+				}
 			}
 		}
 		m |= mt_fidx_probe(wa, ck, nc, st);
@@ -676,9 +966,31 @@ mt_fidx_walk(const struct mt_fidx *f, const char *topic, size_t len, struct mt_w
 	return m;
 }
 
-uint64_t mt_fidx_match(const struct mt_fidx *f, const char *topic, size_t len)
+/* The match compiled twice on x86-64, for x86-64-v3 (AVX2, BMI2: the key and summary arithmetic
+ * four lanes at a time, variable shifts in one instruction) and for the baseline, one picked
+ * when the program loads (an ifunc). Kept static: compilers disagree on how a clone set is
+ * named across files. Not under ThreadSanitizer, whose instrumented resolver would run before
+ * its runtime is up. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MT_FIDX_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MT_FIDX_TSAN 1
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__clang__) || __GNUC__ >= 12) &&        \
+	!defined(MT_FIDX_TSAN)
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+static uint64_t mt_fidx_match_cloned(const struct mt_fidx *f, const char *topic, size_t len)
 {
 	return mt_fidx_walk(f, topic, len, NULL);
+}
+
+uint64_t mt_fidx_match(const struct mt_fidx *f, const char *topic, size_t len)
+{
+	return mt_fidx_match_cloned(f, topic, len);
 }
 
 void mt_fidx_walk_stats(const struct mt_fidx *f, const char *topic, size_t len,

@@ -241,6 +241,7 @@ void mt_index_stats_get(const struct mt_index *idx, struct mt_index_stats *st)
 	st->exact_filters = idx->plain.nexact;
 	st->wildcard_filters = idx->plain.nwild;
 	st->trie_nodes = idx->plain.nshapes;
+	st->shape_programs = idx->plain.view->nprog;
 	st->share_groups = idx->ngroups;
 	st->arena_bytes = mt_arena_bytes(idx->rc.arena);
 }
@@ -249,6 +250,11 @@ void mt_index_walk_stats(const struct mt_index *idx, const char *topic, size_t l
 			 struct mt_walk_stats *st)
 {
 	mt_fidx_walk_stats(&idx->plain, topic, len, st);
+}
+
+int mt_index_test_prog_limit(struct mt_index *idx, uint32_t limit)
+{
+	return mt_fidx_prog_limit(&idx->plain, limit);
 }
 
 int mt_index_test_key_mask(struct mt_index *idx, uint64_t mask)

@@ -997,9 +997,45 @@ struct mt_pv {
 	uint8_t flags;
 };
 
+/*
+ * Shape programs: the view walk, done ahead of time for each topic depth. Program d (1-based)
+ * holds, for topics of exactly d levels, only the shapes that can yield a candidate key; the
+ * last program, d = nprog = deepest shape + 1, serves every deeper topic (only "/#" shapes can
+ * match those). A shape's key sum for a topic is the topic's prefix sum over the shape's depth
+ * plus, for each '+' level i, delta(i) = plus_term[i] - term(topic word i). A candidate is thus
+ * the sum of two slots of one array (struct mt_pcand): [0, MT_LEVELS_MAX] the topic's prefix
+ * sums, MT_PS_DELTA + i the deltas, MT_PS_ZERO a zero, MT_PS_STK + j step j's sum of deltas
+ * (struct mt_pstep: only shapes with two '+' or more need steps). '$' topics take the view
+ * walk (its NODOLLAR pruning), as do shape sets too big to compile.
+ */
+#define MT_PS_DELTA (MT_LEVELS_MAX + 1)
+#define MT_PS_ZERO (MT_PS_DELTA + MT_LEVELS_MAX)
+#define MT_PS_STK (MT_PS_ZERO + 1)
+#define MT_PSTEPS_MAX (MT_LEVELS_MAX + 1) /* steps per program (and the view walk's stack) */
+#define MT_PS_SLOTS (MT_PS_STK + MT_PSTEPS_MAX)
+
+struct mt_pstep {
+	uint16_t x, y; /* slot(MT_PS_STK + j) = slot(x) + slot(y) */
+};
+
+struct mt_pcand {
+	uint16_t a, b; /* the key sum is slot(a) + slot(b) */
+};
+
+struct mt_pprog {
+	uint32_t s0, ns; /* steps: step[s0, s0 + ns) */
+	uint32_t h0, nh; /* cand[h0, h0 + nh): keys sum ^ MT_FK_HASH ("<shape>/#") */
+	uint32_t r0, nr; /* cand[r0, r0 + nr): keys sum ^ MT_FK_HERE; both lists are padded with
+			  * (0, MT_PS_ZERO) to a multiple of 4 */
+};
+
 struct mt_pview {
 	uint32_t n;	 /* nodes (the root included) */
 	uint32_t nterms; /* nodes with HERE or HASH: 0 = no wildcard filter */
+	uint32_t nprog;	 /* programs (topics of 1..nprog levels, deeper ones use the last); 0: none */
+	const struct mt_pprog *prog;
+	const struct mt_pstep *step;
+	const struct mt_pcand *cand;
 	struct mt_pv v[];
 };
 
@@ -1015,12 +1051,16 @@ struct mt_fidx {
 	bool view_dirty;	/* the view lags the shapes (a rebuild failed) */
 	uint64_t seed;
 	uint64_t kmask;	 /* keys are ANDed with this: ~0, or few bits in collision tests */
+	uint64_t plus_term[MT_LEVELS_MAX]; /* key term of '+' at each level */
+	uint32_t prog_limit;		   /* programs * shapes at most (mt_view_publish) */
 	uint64_t nexact; /* records by kind */
 	uint64_t nwild;
 	struct mt_reclaim *rc;
 };
 
 int mt_fidx_init(struct mt_fidx *f, uint64_t seed, struct mt_reclaim *rc);
+/* Sets f->prog_limit and republishes the view. Writer. */
+int mt_fidx_prog_limit(struct mt_fidx *f, uint32_t limit);
 void mt_fidx_fini(struct mt_fidx *f);
 /* @filter valid and plain. Same returns as mt_index_add / mt_index_del. Writer. */
 int mt_fidx_add(struct mt_fidx *f, const char *filter, size_t len, unsigned core);

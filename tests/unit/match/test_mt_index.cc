@@ -219,15 +219,21 @@ static void oracle_round(mt_index *idx, mt_test::gen &g,
 	}
 }
 
+/* Seeds 1-4 read through the shape programs where they compile (the default), seeds 5-8 the
+ * same filters and topics through the shape walk. */
 TEST(MtIndex, OracleRandomChurn)
 {
-	for (uint64_t seed = 1; seed <= 4; seed++) {
+	for (uint64_t run = 1; run <= 8; run++) {
+		uint64_t seed = (run - 1) % 4 + 1;
 		mt_test::gen g(seed);
 		mt_config cfg;
 		mt_config_defaults(&cfg);
 		cfg.max_cores = 8;
 		mt_index *idx = mt_index_create(&cfg);
 		ASSERT_NE(idx, nullptr);
+		if (run > 4) {
+			ASSERT_EQ(mt_index_test_prog_limit(idx, 0), 0);
+		}
 		uint32_t maxl = seed == 4 ? 12 : 5; /* the last round builds a deep tree */
 		std::map<std::pair<std::string, unsigned>, unsigned> subs;
 		for (int round = 0; round < 5; round++) {
@@ -271,6 +277,52 @@ TEST(MtIndex, OracleRandomChurn)
 		oracle_round(idx, g, subs, 200, maxl);
 		mt_index_destroy(idx);
 	}
+}
+
+/* The shape programs against the oracle, with the walk as a second reader of the same index:
+ * shapes with no, one, two and three '+' levels (the last ones need steps), '#' at every depth,
+ * topics shorter than, as deep as, and deeper than every shape, '$' topics (which take the
+ * walk), and a name deeper than MT_LEVELS_MAX. */
+TEST(MtIndex, ShapeProgramsAgreeWithWalkAndOracle)
+{
+	const std::vector<std::string> filters = {
+		"#",	     "+",	"a",	      "a/#",	     "+/#",	   "a/+",
+		"a/b/c",     "a/+/c",	"+/b/+",      "+/+/+",	     "a/+/c/#",	   "+/+/+/#",
+		"a/b/+/d/+", "+/b/+/d/+", "a/+/+/d/e/#", "x/+/y",	   "a//c",	   "+//+",
+		"$s/+",	     "$s/#",	"a/b/c/d/e/f", "a/b/c/d/e/+", "+/b/c/d/e/f/#"};
+	std::vector<std::string> topics = {
+		"a",	     "b",	  "a/b",       "a/b/c",	      "a/x/c",	  "x/b/y",
+		"a/b/c/d",   "a/b/x/d/y", "q/b/r/d/s", "a/b/c/d/e",   "a/z/z/d/e", "a/z/z/d/e/f",
+		"x/q/y",     "a//c",	  "//",	       "a/b/c/d/e/f", "z/b/c/d/e/f/g/h",
+		"$s/x",	     "$s/x/y",	  "$s",	       "a/b/c/d/e/f/g/h/i/j/k"};
+	std::string deep = "a";
+	for (int i = 0; i < MT_LEVELS_MAX + 3; i++)
+		deep += "/b";
+	topics.push_back(deep);
+	mt_index *idx = mt_index_create(nullptr);
+	ASSERT_NE(idx, nullptr);
+	for (size_t i = 0; i < filters.size(); i++)
+		ASSERT_EQ(mt_index_add(idx, filters[i].data(), filters[i].size(), (unsigned)i), 0)
+			<< filters[i];
+	mt_index_stats st;
+	mt_index_stats_get(idx, &st);
+	EXPECT_EQ(st.shape_programs, 7u); /* the deepest shape has 6 levels */
+	for (int walk = 0; walk < 2; walk++) {
+		if (walk) {
+			ASSERT_EQ(mt_index_test_prog_limit(idx, 0), 0);
+			mt_index_stats_get(idx, &st);
+			EXPECT_EQ(st.shape_programs, 0u);
+		}
+		for (const auto &t : topics) {
+			uint64_t want = 0;
+			for (size_t i = 0; i < filters.size(); i++)
+				if (mt_test::oracle_match(filters[i], t))
+					want |= 1ull << i;
+			EXPECT_EQ(mt_index_match(idx, t.data(), t.size()), want)
+				<< t << (walk ? " (walk)" : " (programs)");
+		}
+	}
+	mt_index_destroy(idx);
 }
 
 /* A topic that hundreds of trie nodes match: every mix of its own words and '+' over 8 levels,
