@@ -823,8 +823,10 @@ static inline __attribute__((always_inline)) unsigned mt_farr_maybe4(const struc
 	mt_v4u64 w = {MT_LOAD_RLX(&a->sum[i[0]]), MT_LOAD_RLX(&a->sum[i[1]]),
 		      MT_LOAD_RLX(&a->sum[i[2]]), MT_LOAD_RLX(&a->sum[i[3]])};
 	mt_v4u64 b = (one << (k & 63)) | (one << ((k >> 6) & 63)) | (one << ((k >> 12) & 63));
-	mt_v4u64 hit = (mt_v4u64)((w & b) == b);
-	return (unsigned)((hit[0] & 1) | (hit[1] & 2) | (hit[2] & 4) | (hit[3] & 8));
+	mt_v4u64 hit = (mt_v4u64)((w & b) == b) & (mt_v4u64){1, 2, 4, 8};
+	hit |= __builtin_shufflevector(hit, hit, 2, 3, 0, 1);
+	hit |= __builtin_shufflevector(hit, hit, 1, 0, 3, 2);
+	return (unsigned)hit[0];
 }
 
 /* Checks @n candidate keys of snapshot @a, whose summary words the caller prefetched: the
