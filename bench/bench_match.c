@@ -17,6 +17,8 @@
  *   M: a fresh random topic of the same shape that matches nothing (drawn until the index
  *      under test returns 0; the baseline must agree, as for every topic).
  * Figures:
+ *  0. the machine's memory latency now (a pointer chase): the floor of a topic that needs a
+ *     DRAM line, and the VM's moves between runs;
  *  1. match latency p50/p99 per call (clock_gettime around each call, minus the measured
  *     timer overhead) and mean (a timed loop without per-call timers), median of --reps runs,
  *     overall and p50 per publish class; both sides get the same topics and must return the
@@ -40,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "bench_match_baseline.h"
@@ -226,6 +229,38 @@ static double median(double *v, unsigned n)
 			v[j - 1] = x;
 		}
 	return v[n / 2];
+}
+
+/* Latency of one dependent load from memory on this machine now: a random single-cycle chase
+ * (Sattolo) over 256 MiB on 2 MiB pages, as the index's tables ask for. The VM's memory
+ * latency moves between runs, and a topic whose answer is in one DRAM line (an exact hit at
+ * 1M subscriptions) cannot beat it. Mapped directly, so malloc's statistics do not see it. */
+static double dram_latency_ns(void)
+{
+	size_t bytes = (size_t)256 << 20, n = bytes / 64;
+	char *a = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return 0;
+	(void)madvise(a, bytes, MADV_HUGEPAGE);
+	uint64_t r = 0x2545f4914f6cdd1dull; /* its own generator: the workload's stays as it was */
+	for (size_t i = 0; i < n; i++)
+		*(uint64_t *)(void *)(a + 64 * i) = i;
+	for (size_t i = n - 1; i > 0; i--) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		size_t j = (size_t)(r % i);
+		uint64_t *x = (uint64_t *)(void *)(a + 64 * i), *y = (uint64_t *)(void *)(a + 64 * j);
+		uint64_t t = *x;
+		*x = *y;
+		*y = t;
+	}
+	uint64_t x = 0, steps = 2000000, t0 = now_ns();
+	for (uint64_t k = 0; k < steps; k++)
+		x = *(volatile uint64_t *)(void *)(a + 64 * x);
+	double ns = (double)(now_ns() - t0) / (double)steps;
+	munmap(a, bytes);
+	return ns;
 }
 
 static uint64_t timer_overhead(void)
@@ -586,6 +621,8 @@ int main(int argc, char **argv)
 	       topics.n, o.reps, (unsigned long long)oh);
 	printf("publish mix: %u exact-filter topics, %u topics built from a wildcard filter, "
 	       "%u topics matching nothing\n", ncl[CL_EXACT], ncl[CL_WILD], ncl[CL_MISS]);
+	printf("memory latency now: %.0f ns per dependent load (random chase over 256 MiB)\n",
+	       dram_latency_ns());
 
 	double r[3 + CL_N][2][99];
 	uint64_t matched[2] = {0, 0}, sum[2] = {0, 0};
