@@ -850,8 +850,9 @@ static inline unsigned mt_walk_cands(const struct mt_harr *a, const struct mt_wt
  * publish costs about one round of DRAM misses. See the design comment of mt_fidx.c; in short:
  *
  *  - Every filter has a 64-bit key that a reader can compute from a topic it matches: an exact
- *    filter's is mt_exact_hash of its text; a wildcard filter's is the path hash (mt_path_*) of
- *    its levels with '+' as MT_WH_PLUS, xor MT_FK_HERE or, for "<levels>/#", MT_FK_HASH.
+ *    filter's is mt_exact_hash of its text; a wildcard filter's is the sum of one seeded term
+ *    per level (its word's, or the level's '+' term), xor MT_FK_HERE or, for "<levels>/#",
+ *    MT_FK_HASH.
  *  - The hot tables (struct mt_ftab, one for exact keys, one for wildcard keys) hold the record
  *    readers need inline: (key, core mask) pairs, four to a 64-byte bucket, linear probing over
  *    buckets, plus a blocked Bloom summary per table that stays (mostly) in cache.
@@ -861,8 +862,9 @@ static inline unsigned mt_walk_cands(const struct mt_harr *a, const struct mt_wt
  *    exact: it keeps one record per distinct filter text (struct mt_frec, writer-only, with the
  *    per-core counts), and the hot mask of a key is the union of the masks of its records.
  *  - Wildcard keys of a topic come from the set of filter *shapes* (struct mt_pnode: the sequence
- *    of word/'+' levels and how the filter ends), a small trie whose read-side copy (struct
- *    mt_pview) is rebuilt and republished whenever the set of shapes changes.
+ *    of word/'+' levels and how the filter ends), a small trie whose read-side form (struct
+ *    mt_pview: one program of candidate keys per topic depth, and the trie in preorder) is
+ *    rebuilt and republished whenever the set of shapes changes.
  */
 #define MT_FK_EMPTY 0ull /* hot entry key: never used */
 #define MT_FK_TOMB 1ull	 /* hot entry key: removed */
