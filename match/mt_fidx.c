@@ -38,10 +38,10 @@
  *    small enough to stay mostly in cache. A reader prefetches the exact key's bucket and
  *    summary word first, computes every candidate key and prefetches its summary word, then
  *    checks the summaries four keys at a time, prefetches the buckets of the candidates they
- *    let through, and reads them: a topic with no
- *    wildcard match finishes after the exact probe (or without any DRAM access, for a miss the
- *    summaries rule out), a wildcard hit costs one more round. A false positive costs one
- *    bucket read (bench_match reports the rate).
+ *    let through, and reads them: a topic with no wildcard match finishes after the exact
+ *    probe (or without any DRAM access, for a miss the summaries rule out), a wildcard hit
+ *    costs one more round. A false positive costs one bucket read (bench_match reports the
+ *    rate).
  *
  * Concurrency. One writer; readers never block or write. A new key's mask is stored before its
  * key (release); a removed entry's key becomes MT_FK_TOMB, and an entry reused for another key
@@ -445,7 +445,7 @@ static bool mt_prog_fill(const struct mt_fidx *f, uint32_t c, unsigned d, unsign
 	return need;
 }
 
-/* Compiles the shapes into @nprog programs (@prog), their steps and slots into @b, whose
+/* Compiles the shapes into @nprog programs (@prog), their steps and candidates into @b, whose
  * arrays hold @cap entries each. Returns false if they do not fit: a program with more steps
  * than a reader's stack or more keys than its batch. */
 static bool mt_prog_build(const struct mt_fidx *f, uint32_t nprog, struct mt_pprog *prog,
@@ -454,8 +454,9 @@ static bool mt_prog_build(const struct mt_fidx *f, uint32_t nprog, struct mt_ppr
 	b->ns = b->nh = b->nr = 0;
 	for (uint32_t d = 1; d <= nprog; d++) {
 		struct mt_pprog *pg = &prog[d - 1];
-		/* One program has at most one step and one slot of each kind per node, and
-		 * each slot list is padded (with slot 0) to a multiple of 4 for the reader. */
+		/* One program has at most one step and one candidate of each kind per node, and
+		 * each candidate list is padded (with seed-only keys, whose lanes the reader
+		 * masks off) to a multiple of 4. */
 		if (b->ns + f->nshapes + 1 > cap || b->nh + f->nshapes + 4 > cap ||
 		    b->nr + f->nshapes + 4 > cap)
 			return false;
@@ -758,10 +759,10 @@ static inline uint64_t mt_le64(const char *p)
 /*
  * Splits topic @s (len > 0) into levels as the filter keys see them: @ps[i] the key sum of
  * levels 0..i-1 (ps[0]: the seed), and ps[MT_PS_DELTA + i] what a '+' at level i changes in
- * it (@plus: the plus terms). Returns the levels split;
- * *@whole is false for a name deeper than MT_LEVELS_MAX (its first levels are split: no
- * filter has more, so only '#' filters can match it). A word of up to 8 bytes, nearly every
- * word, costs one load and one multiply, and never a byte loop.
+ * it (@plus: the plus terms). Returns the levels split; *@whole is false for a name deeper
+ * than MT_LEVELS_MAX (its first levels are split: no filter has more, so only '#' filters can
+ * match it). A word of up to 8 bytes, nearly every word, costs one load and one multiply (only
+ * a name shorter than 8 bytes is read byte by byte).
  */
 static inline __attribute__((always_inline)) uint32_t
 mt_fidx_split(const char *s, size_t len, uint64_t seed, const uint64_t *plus, uint64_t *ps,
