@@ -613,12 +613,13 @@ int main(int argc, char **argv)
 	}
 
 	uint64_t oh = timer_overhead();
-	printf("bench_match: %u subscriptions (%llu exact, %llu wildcard filters, %llu filter shapes "
-	       "in %llu depth programs), %u cores, %zu publish topics, %u reps (medians), timer "
-	       "overhead %llu ns subtracted\n",
-	       o.subs, (unsigned long long)st.exact_filters, (unsigned long long)st.wildcard_filters,
-	       (unsigned long long)st.trie_nodes, (unsigned long long)st.shape_programs, o.cores,
-	       topics.n, o.reps, (unsigned long long)oh);
+	printf("bench_match: %u subscriptions (%llu exact, %llu wildcard filters, %llu filter "
+	       "shapes in %llu depth programs), %u cores, %zu publish topics, %u reps (medians), "
+	       "timer overhead %llu ns subtracted\n",
+	       o.subs, (unsigned long long)st.exact_filters,
+	       (unsigned long long)st.wildcard_filters, (unsigned long long)st.trie_nodes,
+	       (unsigned long long)st.shape_programs, o.cores, topics.n, o.reps,
+	       (unsigned long long)oh);
 	printf("publish mix: %u exact-filter topics, %u topics built from a wildcard filter, "
 	       "%u topics matching nothing\n", ncl[CL_EXACT], ncl[CL_WILD], ncl[CL_MISS]);
 	printf("memory latency now: %.0f ns per dependent load (random chase over 256 MiB)\n",

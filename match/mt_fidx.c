@@ -918,13 +918,15 @@ mt_fidx_walk(const struct mt_fidx *f, const char *topic, size_t len, struct mt_w
 		bool whole, dollar = topic[0] == '$';
 		uint32_t n = mt_fidx_split(topic, len, f->seed, f->plus_term, ps, &whole);
 		if (MT_LIKELY(v->nprog && !dollar)) {
-			const struct mt_pprog *pg = &v->prog[(whole && n < v->nprog ? n : v->nprog) - 1];
+			uint32_t d = whole && n < v->nprog ? n : v->nprog;
+			const struct mt_pprog *pg = &v->prog[d - 1];
 			const struct mt_pstep *s = v->step + pg->s0;
+			const struct mt_pcand *c = v->cand;
 			ps[MT_PS_ZERO] = 0;
 			for (uint32_t i = 0; i < pg->ns; i++)
 				ps[MT_PS_STK + i] = ps[s[i].x] + ps[s[i].y];
-			mt_fidx_keys4(ck, wa, ps, v->cand + pg->h0, pg->nh, MT_FK_HASH, km);
-			mt_fidx_keys4(ck + pg->nh, wa, ps, v->cand + pg->r0, pg->nr, MT_FK_HERE, km);
+			mt_fidx_keys4(ck, wa, ps, c + pg->h0, pg->nh, MT_FK_HASH, km);
+			mt_fidx_keys4(ck + pg->nh, wa, ps, c + pg->r0, pg->nr, MT_FK_HERE, km);
 			nc = pg->nh + pg->nr;
 		} else {
 			/* The view walk: '$' topics (no shape starting with '+' serves them, nor

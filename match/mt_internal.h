@@ -1034,7 +1034,7 @@ struct mt_pprog {
 struct mt_pview {
 	uint32_t n;	 /* nodes (the root included) */
 	uint32_t nterms; /* nodes with HERE or HASH: 0 = no wildcard filter */
-	uint32_t nprog;	 /* programs (topics of 1..nprog levels, deeper ones use the last); 0: none */
+	uint32_t nprog;	 /* programs, for topics of 1..nprog levels (deeper: the last); 0: none */
 	const struct mt_pprog *prog;
 	const struct mt_pstep *step;
 	const struct mt_pcand *cand;
