@@ -59,6 +59,18 @@ static int parse_opts(const uint8_t *o, uint32_t len, struct tcp_opts *out)
 	return 0;
 }
 
+/* A handshake's RTT sample from the echo of one of our timestamps (RFC 7323 4.1), if the
+ * segment carries one from the last minute. Returns whether it gave one. */
+static bool rtt_from_echo(struct ns_stack *st, struct ns_tcb *t, const struct tcp_opts *op)
+{
+	uint32_t r = tcp_ts_now(st) - op->tsecr;
+
+	if (!t->ts_ok || !op->ts || !op->tsecr || r >= 60000)
+		return false;
+	tcp_rtt_sample(st, t, r * 1000);
+	return true;
+}
+
 static uint8_t wscale_for(uint32_t buf)
 {
 	uint8_t s = 0;
@@ -250,9 +262,7 @@ static void syn_sent_input(struct ns_stack *st, struct ns_tcb *t, const struct n
 		t->snd_una = ack;
 		/* the first RTT sample: from the echo of our SYN's TSval, else from the SYN's
 		 * time if it was sent once (Karn) */
-		if (t->ts_ok && op->ts && op->tsecr && tcp_ts_now(st) - op->tsecr < 60000)
-			tcp_rtt_sample(st, t, (tcp_ts_now(st) - op->tsecr) * 1000);
-		else if (t->retries == 0)
+		if (!rtt_from_echo(st, t, op) && t->retries == 0)
 			tcp_rtt_sample(st, t, (uint32_t)(st->now_us - (t->t_rexmt - t->rto_us)));
 		established(st, t);
 		tcp_send_ack(st, t);
@@ -474,9 +484,7 @@ static bool ack_input(struct ns_stack *st, struct ns_tcb *t, const struct ns_tcp
 		/* The first RTT sample (RFC 6298 2.2): with timestamps the echo of our SYN-ACK's
 		 * TSval (RFC 7323 4.1; unambiguous even after a retransmitted SYN-ACK), else the
 		 * timed SYN-ACK if it was not retransmitted (Karn) */
-		if (t->ts_ok && op->ts && op->tsecr && tcp_ts_now(st) - op->tsecr < 60000)
-			tcp_rtt_sample(st, t, (tcp_ts_now(st) - op->tsecr) * 1000);
-		else if (t->rtt_timing && !t->retries)
+		if (!rtt_from_echo(st, t, op) && t->rtt_timing && !t->retries)
 			tcp_rtt_sample(st, t, (uint32_t)(st->now_us - t->rtt_start_us));
 		t->rtt_timing = false;
 		t->snd_una = ack;
