@@ -50,9 +50,9 @@ struct eng_plugin;
 #define ENG_POLL_BATCH 256u
 #define ENG_INBOX_BATCH 256u
 /* Message blocks come from per-worker pools in ENG_MSG_CLASSES size classes: class k holds
- * blocks of ENG_MSG_POOL_SIZE << 2k bytes (512 B, 2 KiB, 8 KiB) and keeps at most
+ * blocks of ENG_MSG_POOL_SIZE << 2k bytes (512 B, 2, 8, 32 and 128 KiB) and keeps at most
  * ENG_MSG_POOL_MAX >> 2k free ones (2 MiB a class); larger messages are allocated to size. */
-#define ENG_MSG_CLASSES 3u
+#define ENG_MSG_CLASSES 5u
 #define ENG_MSG_POOL_SIZE 512u
 #define ENG_MSG_POOL_MAX 4096u
 #define ENG_MSG_NO_CLASS 0xffu

@@ -6,7 +6,7 @@
  * A message is one allocation: the header, its decoded properties (only when it has some),
  * then the topic, the payload, the MQTT 5 property block and, for QoS 0 packets that can be
  * forwarded unchanged, the packet bytes as received (one copy then serves all four views).
- * Messages up to 8 KiB come from the creating worker's pool (three block sizes, a pool per
+ * Messages up to 128 KiB come from the creating worker's pool (five block sizes, a pool per
  * size class: struct eng_mpool), and go back to it when the last reference is dropped. On
  * another worker that is a remote free: the block waits in a chain for its home worker and
  * the chain is pushed onto the home's lock-free return stack of its class (one CAS per

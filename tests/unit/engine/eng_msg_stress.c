@@ -6,7 +6,7 @@
  * N threads play workers: each makes messages of every size class (and some larger than the
  * last class), stamps each payload with its maker and sequence number, and hands most of them
  * to the next worker through a small locked queue (the test's own plumbing, not the engine's
- * rings); the receiver checks the stamp, byte for byte, and drops the last reference there, so
+ * rings); the receiver checks the stamp (STAMP_NEXT) and drops the last reference there, so
  * the block travels home through the return stacks. The rest are dropped by their maker. Each
  * loop iteration ends with eng_msg_ret_flush(), as a worker's loop does. A block reused while
  * still referenced shows as a wrong stamp; a block lost or freed twice shows under ASan; a
@@ -85,11 +85,18 @@ static struct eng_msg *pop(struct inbox *b)
 	return m;
 }
 
-/* The payload of message seq of worker id: its stamp, then a pattern of both. */
+/* Stamped bytes: all of the first 16 KiB, then every 61st and the last. A block reused for
+ * another message is rewritten from its start, so the whole first part catches that, and the
+ * sparse rest keeps ASan runs of the large classes short. */
+#define STAMP_NEXT(i) ((i) + ((i) < 16384 ? 1 : 61))
+
+/* The payload of message seq of worker id: a pattern of both (at the stamped bytes). */
 static void stamp(uint8_t *p, uint32_t len, uint32_t id, uint32_t seq)
 {
-	for (uint32_t i = 0; i < len; i++)
+	for (uint32_t i = 0; i < len; i = STAMP_NEXT(i))
 		p[i] = (uint8_t)(id * 131u + seq * 7u + i);
+	if (len)
+		p[len - 1] = (uint8_t)(id * 131u + seq * 7u + len - 1);
 }
 
 static bool stamp_ok(const struct eng_msg *m)
@@ -100,19 +107,31 @@ static bool stamp_ok(const struct eng_msg *m)
 		return false;
 	memcpy(&id, m->topic.p, 4);
 	memcpy(&seq, m->topic.p + 4, 4);
-	for (uint32_t i = 0; i < m->payload.len; i++)
+	for (uint32_t i = 0; i < m->payload.len; i = STAMP_NEXT(i))
 		if (m->payload.p[i] != (uint8_t)(id * 131u + seq * 7u + i))
 			return false;
-	return true;
+	uint32_t last = m->payload.len - 1;
+	return !m->payload.len || m->payload.p[last] == (uint8_t)(id * 131u + seq * 7u + last);
 }
 
+/* Every class, and larger than the last; the two large classes (and beyond) in 1 of 16
+ * messages, so that stamping them does not dominate the run. */
 static const uint32_t sizes[] = {10, 300, 1000, 1900, 4000, 8000, 12000};
+static const uint32_t sizes_large[] = {30000, 100000, 140000};
+
+static uint32_t pick_size(uint64_t *seed)
+{
+	uint64_t r = rnd(seed);
+	if (r % 16 == 0)
+		return sizes_large[(r >> 4) % (sizeof(sizes_large) / sizeof(sizes_large[0]))];
+	return sizes[(r >> 4) % (sizeof(sizes) / sizeof(sizes[0]))];
+}
 
 static void *run(void *arg)
 {
 	struct st_worker *s = arg;
 	struct eng_worker *w = s->w;
-	uint8_t *buf = malloc(16384);
+	uint8_t *buf = malloc(150000);
 
 	time_t deadline = time(NULL) + 60;
 
@@ -127,7 +146,7 @@ static void *run(void *arg)
 		}
 		/* flow control: make no more than the next worker has room for */
 		for (int b = 0; b < 8 && s->made < s->msgs && !full(&s->next->in); b++) {
-			uint32_t len = sizes[rnd(&s->seed) % (sizeof(sizes) / sizeof(sizes[0]))];
+			uint32_t len = pick_size(&s->seed);
 			uint32_t key[2] = {(uint32_t)w->id, s->made};
 			struct eng_publish pub = {.qos = 1};
 			struct eng_str topic = {(const uint8_t *)key, 8};
