@@ -232,6 +232,15 @@ static bool sys_fresh(const struct lg_run *run)
 	return !run->sys_late && run->sys_count > 1 && run->t_sys_last > run->t_connected;
 }
 
+/* The per-connection pair that closes a memory object: RSS and anonymous growth from the
+ * samples before the first connection to @rss_kib and @anon_kib. */
+static void json_per_conn(FILE *f, const struct lg_run *run, uint64_t rss_kib, uint64_t anon_kib)
+{
+	fprintf(f, "\"bytes_per_conn\":%.0f,\"anon_bytes_per_conn\":%.0f}",
+		per_conn_kib(run, run->rss_before_kib, rss_kib),
+		per_conn_kib(run, run->anon_before_kib, anon_kib));
+}
+
 /*
  * memory: the broker's RSS growth per connection (sampled before the first connection and
  * after every connection has done CONNECT/CONNACK and PINGREQ/PINGRESP), and, with
@@ -248,23 +257,20 @@ static void json_memory(FILE *f, const struct lg_run *run)
 	} else {
 		fprintf(f,
 			",\"memory\":{\"broker_pid\":%d,\"rss_before_kib\":%llu,"
-			"\"rss_after_kib\":%llu,\"anon_before_kib\":%llu,\"anon_after_kib\":%llu,"
-			"\"bytes_per_conn\":%.0f,\"anon_bytes_per_conn\":%.0f}",
+			"\"rss_after_kib\":%llu,\"anon_before_kib\":%llu,\"anon_after_kib\":%llu,",
 			cfg->pid, (unsigned long long)run->rss_before_kib,
 			(unsigned long long)run->rss_after_kib,
 			(unsigned long long)run->anon_before_kib,
-			(unsigned long long)run->anon_after_kib,
-			per_conn_kib(run, run->rss_before_kib, run->rss_after_kib),
-			per_conn_kib(run, run->anon_before_kib, run->anon_after_kib));
-		if (run->rss_end_kib)
+			(unsigned long long)run->anon_after_kib);
+		json_per_conn(f, run, run->rss_after_kib, run->anon_after_kib);
+		if (run->rss_end_kib) {
 			fprintf(f,
 				",\"memory_end\":{\"held_s\":%.1f,\"rss_end_kib\":%llu,"
-				"\"anon_end_kib\":%llu,\"bytes_per_conn\":%.0f,"
-				"\"anon_bytes_per_conn\":%.0f}",
+				"\"anon_end_kib\":%llu,",
 				cfg->hold, (unsigned long long)run->rss_end_kib,
-				(unsigned long long)run->anon_end_kib,
-				per_conn_kib(run, run->rss_before_kib, run->rss_end_kib),
-				per_conn_kib(run, run->anon_before_kib, run->anon_end_kib));
+				(unsigned long long)run->anon_end_kib);
+			json_per_conn(f, run, run->rss_end_kib, run->anon_end_kib);
+		}
 	}
 	if (!run->sys_conn)
 		return;
