@@ -56,6 +56,7 @@ struct eng_plugin;
 #define ENG_MSG_POOL_SIZE 512u
 #define ENG_MSG_POOL_MAX 4096u
 #define ENG_MSG_NO_CLASS 0xffu
+_Static_assert(ENG_MSG_CLASSES <= 8, "eng_worker.ret_dirty_cls has a bit per class");
 #define ENG_QENT_POOL_MAX 16384u /* free queue entries kept per worker */
 /* A partial packet's tail is kept in a buffer of ENG_RX_SMALL bytes from the worker's pool
  * (larger ones are allocated to size): a stream whose packets straddle reads takes and returns
